@@ -1,0 +1,343 @@
+"""How faithfully embeddings decode back into text, by text length: exact match, token F1, BLEU, chrF.
+
+The texts are held out from GLAE training: sentences of the Lee background news corpus and runs of 2, 4, 8, 16 or
+32 consecutive sentences of one article, bucketed by their length in backbone (SmolLM2) tokens. Each system is an
+embedder with the decoder that inverts it (:class:`Autoencoder`), so the trained GLAE default, GLAE before training
+and later alternatives are measured on the same texts. Optionally Gaussian noise is added to the embeddings before
+decoding, to see how fidelity degrades with distance from the encoded point.
+
+Writes ``<output-dir>/decode_accuracy.json`` and a plot ``<output-dir>/decode_accuracy.png``.
+
+Examples (from the repository root)::
+
+    python benchmarks/decode_accuracy.py                       # GLAE default and untrained GLAE, 100 texts per bucket
+    python benchmarks/decode_accuracy.py --limit 10 --noise 0 0.1 0.3
+    python benchmarks/decode_accuracy.py --models runs/smollm2-default/final glae
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sacrebleu
+from matplotlib.figure import Figure
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+import glae_st
+from glae_st.corpora import split_sentences
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import (
+    GLAE,
+    GLAE_UNTRAINED,
+    command_line,
+    display_name,
+    lee_articles,
+    load_glae,
+    machine_info,
+    results_dir,
+    smollm2_folder,
+    write_json,
+)
+
+BUCKETS = (8, 16, 32, 64, 128, 256)
+"""Upper bounds (inclusive) of the length buckets, in backbone tokens; a bucket holds lengths above the previous bound."""
+RUN_LENGTHS = (1, 2, 4, 8, 16, 32)
+"""Numbers of consecutive sentences of one article that make up a text."""
+DEFAULT_TEXTS_PER_BUCKET = 100
+EXAMPLES_PER_BUCKET = 3
+
+
+@dataclass(frozen=True)
+class HeldOutText:
+    """A held-out text, its length in backbone tokens and the length bucket it falls in."""
+
+    text: str
+    n_tokens: int
+    bucket: int
+
+
+@dataclass(frozen=True)
+class Autoencoder:
+    """An embedder and the decoder that inverts it: one system of the benchmark.
+
+    Attributes:
+        name: Label in results and plots.
+        encode: Texts to an (n, dim) array.
+        decode: An (n, dim) array and a token budget (``max_new_tokens``) to texts.
+        vectors_per_text: How many vectors one text is stored in (for the compression ratio).
+    """
+
+    name: str
+    encode: Callable[[list[str]], np.ndarray]
+    decode: Callable[[np.ndarray, int], list[str]]
+    vectors_per_text: int = 1
+
+
+def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16) -> Autoencoder:
+    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding)."""
+
+    def decode(embeddings: np.ndarray, max_new_tokens: int) -> list[str]:
+        return glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+    return Autoencoder(
+        name=name, encode=partial(model.encode, batch_size=batch_size, show_progress_bar=True), decode=decode
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens: runs of word characters, and every other non-space character alone.
+
+    ``"Don't stop!"`` -> ``["don", "'", "t", "stop", "!"]``.
+    """
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Bag-of-tokens F1 between two texts, over :func:`tokenize` tokens (as in SQuAD).
+
+    Tokens are matched as multisets, ignoring order: with ``c`` tokens in common (counting repeats),
+    precision = c / |prediction tokens|, recall = c / |reference tokens|, F1 = 2PR / (P + R). Two texts without
+    tokens score 1; one empty text against a non-empty one scores 0.
+    """
+    predicted, expected = tokenize(prediction), tokenize(reference)
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Whether two texts are equal once runs of whitespace are collapsed and the ends stripped (case matters)."""
+    return prediction.split() == reference.split()
+
+
+def fidelity(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Exact match rate, mean token F1, and corpus-level BLEU and chrF (sacrebleu defaults, 0-100) of a set."""
+    return {
+        "n": len(references),
+        "exact_match": float(np.mean([exact_match(p, r) for p, r in zip(predictions, references, strict=True)])),
+        "token_f1": float(np.mean([token_f1(p, r) for p, r in zip(predictions, references, strict=True)])),
+        "bleu": sacrebleu.corpus_bleu(list(predictions), [list(references)]).score,
+        "chrf": sacrebleu.corpus_chrf(list(predictions), [list(references)]).score,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def bucket_of(n_tokens: int) -> int | None:
+    """The smallest bucket bound that is at least ``n_tokens``, or None for texts longer than the last bucket."""
+    index = bisect.bisect_left(BUCKETS, n_tokens)
+    return BUCKETS[index] if index < len(BUCKETS) else None
+
+
+def held_out_texts(
+    tokenizer: PreTrainedTokenizerBase, per_bucket: int, articles: Sequence[str] | None = None, seed: int = 0
+) -> list[HeldOutText]:
+    """Up to ``per_bucket`` held-out texts per length bucket, drawn at random (seeded), shortest bucket first.
+
+    Candidates are the non-overlapping runs of :data:`RUN_LENGTHS` consecutive sentences of each article (by default
+    the Lee background news corpus, never used for training).
+    """
+    candidates: dict[str, None] = {}
+    for article in articles if articles is not None else lee_articles():
+        sentences = split_sentences(article)
+        for length in RUN_LENGTHS:
+            for start in range(0, len(sentences) - length + 1, length):
+                candidates[" ".join(sentences[start : start + length])] = None
+    by_bucket: dict[int, list[HeldOutText]] = {bucket: [] for bucket in BUCKETS}
+    for text in candidates:
+        n_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        bucket = bucket_of(n_tokens)
+        if bucket is not None:
+            by_bucket[bucket].append(HeldOutText(text, n_tokens, bucket))
+    rng = random.Random(seed)
+    return [
+        text for bucket in BUCKETS for text in rng.sample(by_bucket[bucket], min(per_bucket, len(by_bucket[bucket])))
+    ]
+
+
+def add_noise(embeddings: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``e + sigma * rms(e) * z`` per vector, with ``z`` standard normal: noise relative to each vector's scale.
+
+    ``rms(e)`` is the root mean square of the vector's coordinates, so ``sigma`` is the noise-to-signal ratio per
+    coordinate, comparable across models whose embeddings differ in scale.
+    """
+    if sigma == 0:
+        return embeddings
+    rms = np.sqrt(np.mean(np.square(embeddings), axis=1, keepdims=True))
+    return embeddings + sigma * rms * rng.standard_normal(embeddings.shape).astype(embeddings.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------- benchmark
+def evaluate(
+    autoencoder: Autoencoder,
+    texts: Sequence[HeldOutText],
+    noise_levels: Sequence[float] = (0.0,),
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Encode the texts once, then for each noise level decode them and score fidelity per bucket and overall.
+
+    Args:
+        autoencoder: The system to measure.
+        texts: Held-out texts (see :func:`held_out_texts`).
+        noise_levels: Noise-to-signal ratios (see :func:`add_noise`); 0 decodes the embeddings as they are.
+        max_new_tokens: Token budget of every decode; by default the bucket bound plus 16, enough for a faithful
+            decode of every text in the bucket.
+        seed: Seed of the noise.
+
+    Returns:
+        ``{str(sigma): {"buckets": {bound: metrics}, "overall": metrics, "examples": {bound: [...]}}}``; bucket
+        metrics include ``tokens_per_vector``, the compression ratio.
+    """
+    references = [text.text for text in texts]
+    embeddings = np.asarray(autoencoder.encode(references), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    results: dict[str, Any] = {}
+    for sigma in noise_levels:
+        vectors = add_noise(embeddings, sigma, rng)
+        predictions = [""] * len(texts)
+        buckets, examples = {}, {}
+        present = [bucket for bucket in BUCKETS if any(text.bucket == bucket for text in texts)]
+        for bucket in tqdm(present, desc=f"Decoding {autoencoder.name} (σ={sigma:g}) by length bucket"):
+            rows = [row for row, text in enumerate(texts) if text.bucket == bucket]
+            decoded = autoencoder.decode(vectors[rows], max_new_tokens or bucket + 16)
+            for row, prediction in zip(rows, decoded, strict=True):
+                predictions[row] = prediction
+            buckets[str(bucket)] = _scores(decoded, [texts[row] for row in rows], autoencoder.vectors_per_text)
+            examples[str(bucket)] = [
+                {"reference": references[row], "decoded": predictions[row]} for row in rows[:EXAMPLES_PER_BUCKET]
+            ]
+        results[str(sigma)] = {
+            "buckets": buckets,
+            "overall": _scores(predictions, texts, autoencoder.vectors_per_text),
+            "examples": examples,
+        }
+    return results
+
+
+def _scores(predictions: Sequence[str], texts: Sequence[HeldOutText], vectors_per_text: int) -> dict[str, float]:
+    """:func:`fidelity` plus the mean text length and the compression ratio (text tokens per stored vector)."""
+    mean_tokens = float(np.mean([text.n_tokens for text in texts]))
+    return {
+        **fidelity(predictions, [text.text for text in texts]),
+        "mean_tokens": mean_tokens,
+        "tokens_per_vector": mean_tokens / vectors_per_text,
+    }
+
+
+def plot(systems: dict[str, dict[str, Any]], path: Path) -> None:
+    """Token F1 and chrF against text length (at no noise), and token F1 against noise when several levels ran."""
+    noise_levels = sorted({float(sigma) for result in systems.values() for sigma in result})
+    panels = 3 if len(noise_levels) > 1 else 2
+    figure = Figure(figsize=(5 * panels, 4), layout="constrained")
+    axes = figure.subplots(1, panels)
+    for name, result in systems.items():
+        clean = result[str(noise_levels[0])]["buckets"]
+        bounds = [int(bound) for bound in clean]
+        for axis, metric in zip(axes[:2], ("token_f1", "chrf"), strict=True):
+            scale = 100 if metric == "token_f1" else 1
+            axis.plot(bounds, [scale * clean[str(bound)][metric] for bound in bounds], marker="o", label=name)
+        if panels == 3:
+            overall = [100 * result[str(sigma)]["overall"]["token_f1"] for sigma in noise_levels]
+            axes[2].plot(noise_levels, overall, marker="o", label=name)
+    for axis, title in zip(axes[:2], ("Token F1", "chrF"), strict=True):
+        axis.set(xscale="log", xlabel="text length bucket (tokens, upper bound)", ylabel=title, ylim=(0, 100))
+        axis.set_xticks(BUCKETS, [f"≤{bound}" for bound in BUCKETS])
+        axis.set_title(f"{title} vs length (σ = {noise_levels[0]:g})")
+        axis.grid(alpha=0.3)
+    if panels == 3:
+        axes[2].set(xlabel="noise σ (relative to embedding RMS)", ylabel="Token F1 (all texts)", ylim=(0, 100))
+        axes[2].set_title("Token F1 vs embedding noise")
+        axes[2].grid(alpha=0.3)
+    axes[0].legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+
+
+def format_table(systems: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table of fidelity per system, noise level and bucket (percentages; BLEU and chrF 0-100)."""
+    lines = [
+        "| system | σ | bucket | n | tokens/vector | exact match | token F1 | BLEU | chrF |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_sigma in systems.items():
+        for sigma, result in by_sigma.items():
+            for bucket, metrics in [*((f"≤{b}", m) for b, m in result["buckets"].items()), ("all", result["overall"])]:
+                lines.append(
+                    f"| {name} | {float(sigma):g} | {bucket} | {metrics['n']} | {metrics['tokens_per_vector']:.1f} | "
+                    f"{100 * metrics['exact_match']:.1f} | {100 * metrics['token_f1']:.1f} | {metrics['bleu']:.1f} | "
+                    f"{metrics['chrf']:.1f} |"
+                )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models", nargs="+", default=[GLAE, GLAE_UNTRAINED], help=f"{GLAE}, {GLAE_UNTRAINED} or saved GLAE folders."
+    )
+    parser.add_argument("--limit", type=int, help=f"Texts per length bucket (default {DEFAULT_TEXTS_PER_BUCKET}).")
+    parser.add_argument("--max-new-tokens", type=int, help="Token budget of every decode (default: bucket bound + 16).")
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help="Default: benchmarks/results/decode (benchmarks/results/limit-N/decode with --limit).",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the command line; return what is also written to ``<output-dir>/decode_accuracy.json``."""
+    args = parse_args(argv)
+    output_dir = args.output_dir or results_dir(args.limit) / "decode"
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
+    per_bucket = args.limit or DEFAULT_TEXTS_PER_BUCKET
+    texts = held_out_texts(tokenizer, per_bucket, seed=args.seed)
+    systems = {}
+    for name in args.models:
+        autoencoder = glae_autoencoder(load_glae(name), display_name(name), args.batch_size)
+        systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)
+    summary = {
+        "command": command_line(__file__, argv),
+        "config": {
+            "models": args.models,
+            "texts_per_bucket": per_bucket,
+            "buckets": {str(bucket): sum(text.bucket == bucket for text in texts) for bucket in BUCKETS},
+            "noise": args.noise,
+            "max_new_tokens": args.max_new_tokens,
+            "seed": args.seed,
+        },
+        "systems": systems,
+        "machine": machine_info(),
+    }
+    write_json(output_dir / "decode_accuracy.json", summary)
+    plot(systems, output_dir / "decode_accuracy.png")
+    print(format_table(systems))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""glae-st: Generative Language AutoEncoders (GLAE) as sentence-transformers models.
+
+Example::
+
+    from sentence_transformers import SentenceTransformer
+    import glae_st
+
+    model = SentenceTransformer(glae_st.DEFAULT_MODEL)
+    embeddings = model.encode(["A cat sits on the mat.", "Stocks fell sharply."])
+    texts = glae_st.decode(model, embeddings)
+"""
+
+from glae_st.backbone import BackboneLoadError, load_backbone
+from glae_st.bridge import EmbeddingBridge
+from glae_st.decoding import decode
+from glae_st.module import GLAEEmbedding
+from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BackboneLoadError",
+    "EmbeddingBridge",
+    "GLAEEmbedding",
+    "decode",
+    "load_backbone",
+    "load_model",
+    "resolve_model_name",
+]

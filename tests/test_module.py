@@ -1,0 +1,160 @@
+"""GLAEEmbedding on a tiny random Llama: the embedding is layer -2 at <embedding>, cheaply and reproducibly."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+
+import glae_st
+from glae_st import GLAEEmbedding, prompts
+
+TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain.", "The quick brown fox jumps over the lazy dog."]
+
+
+def full_model_state(module: GLAEEmbedding, text: str) -> torch.Tensor:
+    """output_hidden_states[-2] of the whole causal LM at the <embedding> token of the full encode prompt."""
+    ids = module.encode_prefix_ids + module.tokenizer(text, add_special_tokens=False).input_ids + module.encode_suffix_ids
+    assert ids[-1] == module.special_token_ids[prompts.EMBEDDING_OPEN]
+    with torch.no_grad():
+        output = module.causal_lm(torch.tensor([ids]), output_hidden_states=True)
+    assert len(output.hidden_states) == module.causal_lm.config.num_hidden_layers + 1
+    return output.hidden_states[-2][0, -1]
+
+
+@pytest.mark.parametrize("prefix_caching", [True, False])
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_embedding_is_layer_minus_two_at_embedding_token(tiny_model, prefix_caching, padding_side):
+    module = tiny_model[0]
+    module.prefix_caching, module.padding_side = prefix_caching, padding_side
+    embeddings = tiny_model.encode(TEXTS, convert_to_tensor=True)
+    expected = torch.stack([full_model_state(module, text) for text in TEXTS])
+    torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_composition_and_padding_side_do_not_change_embeddings(tiny_model):
+    module = tiny_model[0]
+    batched = tiny_model.encode(TEXTS, batch_size=4)
+    single = np.stack([tiny_model.encode([text])[0] for text in TEXTS])
+    module.padding_side = "right"
+    right = tiny_model.encode(TEXTS[::-1], batch_size=3)[::-1]
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(batched, right, atol=1e-5)
+
+
+def test_prefix_cache_equals_uncached_path_and_is_reused(tiny_model):
+    module = tiny_model[0]
+    cached = tiny_model.encode(TEXTS)
+    stored = module._stored_prefix
+    assert stored is not None and len(stored) == module.causal_lm.config.num_hidden_layers - 1
+    assert stored[0][0].shape[2] == len(module.encode_prefix_ids)
+    tiny_model.encode(TEXTS[:1])
+    assert module._stored_prefix is stored  # reused, not recomputed
+    module.prefix_caching = False
+    np.testing.assert_allclose(cached, tiny_model.encode(TEXTS), atol=1e-5)
+    module.train()
+    assert module._stored_prefix is None  # training invalidates it
+
+
+def test_encoding_never_runs_the_last_layer_or_the_lm_head(tiny_model):
+    module = tiny_model[0]
+    calls = []
+    last_layer = module.decoder.layers[-1]
+    hooks = [
+        last_layer.register_forward_hook(lambda *_: calls.append("last layer")),
+        module.causal_lm.get_output_embeddings().register_forward_hook(lambda *_: calls.append("lm head")),
+        module.decoder.layers[-2].mlp.register_forward_hook(lambda _m, args, _o: calls.append(tuple(args[0].shape))),
+    ]
+    tiny_model.encode(TEXTS, batch_size=4)
+    for hook in hooks:
+        hook.remove()
+    assert calls[-1] == (4, module.get_embedding_dimension())  # layer -2's MLP ran at one position per text
+    assert "last layer" not in calls and "lm head" not in calls
+
+
+def test_special_tokens_are_added_with_distinct_spelling_based_rows(tiny_model):
+    module = tiny_model[0]
+    ids = module.special_token_ids
+    assert len(set(ids.values())) == 4 and all(i >= module.causal_lm.config.vocab_size - 4 for i in ids.values())
+    embedding = module.causal_lm.get_input_embeddings().weight
+    word_text = module.tokenizer("text", add_special_tokens=False).input_ids
+    assert not torch.allclose(embedding[ids[prompts.TEXT_CLOSE]], embedding[word_text].mean(0))
+    assert not torch.allclose(embedding[ids[prompts.TEXT_CLOSE]], embedding[ids[prompts.TEXT_OPEN]])
+    # a literal "</text>" typed in a text stays text: it is not the special token
+    features = module.preprocess(["say </text> now"])
+    assert (features["input_ids"][0] == ids[prompts.TEXT_CLOSE]).sum() == 1  # only the suffix's
+
+
+def test_save_load_round_trip_is_bit_identical(tiny_model, saved_model_dir: Path):
+    before = tiny_model.encode(TEXTS)
+    for loaded in (
+        glae_st.load_model(str(saved_model_dir)),
+        SentenceTransformer(str(saved_model_dir), trust_remote_code=True),
+    ):
+        assert isinstance(loaded[0], GLAEEmbedding)
+        np.testing.assert_array_equal(loaded.encode(TEXTS), before)
+
+
+def test_lora_adapter_saves_and_loads_with_the_model(tiny_model, tmp_path: Path):
+    module = tiny_model[0]
+    module.add_lora()
+    with torch.no_grad():
+        for name, parameter in module.causal_lm.named_parameters():
+            if "lora_B" in name or "trainable_tokens_delta" in name:
+                parameter.normal_(std=0.05)
+    before = tiny_model.encode(TEXTS)
+    tiny_model.save(str(tmp_path / "with-adapter"))
+    assert (tmp_path / "with-adapter" / "adapter" / "adapter_config.json").is_file()
+    np.testing.assert_array_equal(glae_st.load_model(str(tmp_path / "with-adapter")).encode(TEXTS), before)
+
+
+def test_sentence_transformers_options_work(tiny_model):
+    full = tiny_model.encode(TEXTS)
+    normalised = tiny_model.encode(TEXTS, normalize_embeddings=True)
+    np.testing.assert_allclose(np.linalg.norm(normalised, axis=1), 1.0, atol=1e-5)
+    assert tiny_model.encode(TEXTS, truncate_dim=16).shape == (4, 16)
+    np.testing.assert_allclose(tiny_model.encode_query(TEXTS), full, atol=1e-6)
+    np.testing.assert_allclose(tiny_model.encode_document(TEXTS), full, atol=1e-6)
+    assert tiny_model.get_embedding_dimension() == 64
+    assert tiny_model.similarity(full, full).shape == (4, 4)
+
+
+def test_over_long_texts_are_truncated_with_a_warning(tiny_model, caplog):
+    module = tiny_model[0]
+    long_text = " ".join(["word"] * 200)
+    with caplog.at_level(logging.WARNING):
+        features = module.preprocess([long_text, "short"])
+    assert "longer than max_seq_length=64" in caplog.text
+    assert features["attention_mask"][0].sum() == 64 + len(module.encode_suffix_ids)
+    truncated_text = module.tokenizer.decode(module.tokenizer(long_text, add_special_tokens=False).input_ids[:64])
+    np.testing.assert_allclose(tiny_model.encode([long_text]), tiny_model.encode([truncated_text]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("bad_texts", "error", "message"),
+    [
+        ([], ValueError, "empty list"),
+        ([""], ValueError, "Item 0 is empty"),
+        (["fine", "   "], ValueError, "Item 1 is empty"),
+        (["fine", 3], TypeError, "Item 1 is a int"),
+        (["fine", None], TypeError, "Item 1 is a NoneType"),
+        ("a single string", TypeError, "wrap it in a list"),
+    ],
+)
+def test_bad_texts_get_clear_errors(tiny_model, bad_texts, error, message):
+    with pytest.raises(error, match=message):
+        tiny_model[0].preprocess(bad_texts)
+    if isinstance(bad_texts, list) and bad_texts:  # sentence-transformers skips the module for [] and str
+        with pytest.raises(error, match=message):
+            tiny_model.encode(bad_texts)
+
+
+def test_bad_constructor_arguments(tiny_backbone):
+    with pytest.raises(ValueError, match="max_seq_length must be a positive integer"):
+        GLAEEmbedding(tiny_backbone, max_seq_length=0)
+    with pytest.raises(ValueError, match="padding_side must be"):
+        GLAEEmbedding(tiny_backbone, padding_side="middle")  # type: ignore[arg-type]

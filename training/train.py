@@ -1,0 +1,145 @@
+"""Train a GLAE model with sentence-transformers' trainer, peft LoRA and GLAELoss.
+
+    python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2
+    python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2 --resume
+    accelerate launch training/train.py --config training/configs/glae-7b.yaml --output-dir runs/glae-7b   # multi-GPU
+
+Every run is seeded; checkpoints (adapter, bridge, special-token rows, optimizer) land in ``output-dir`` every
+``save_steps``; ``--resume`` continues from the newest one. The log history (JSON) and curves (PNG) are written
+next to the final model in ``output-dir/final``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from datasets import DatasetDict
+from peft import LoraConfig
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
+from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from glae_st import GLAEEmbedding  # noqa: E402
+from glae_st.evaluation import DecodeFidelityEvaluator  # noqa: E402
+from glae_st.losses import GLAELoss  # noqa: E402
+from training import data  # noqa: E402
+from training.plots import plot_training_curves  # noqa: E402
+
+
+def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
+    """Read a YAML config and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    config = yaml.safe_load(Path(path).read_text())
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not value:
+            raise ValueError(f"--set takes section.key=value, got {override!r}.")
+        *sections, leaf = key.split(".")
+        node = config
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = yaml.safe_load(value)
+    return config
+
+
+def build_model(config: dict[str, Any]) -> SentenceTransformer:
+    module = GLAEEmbedding(config["backbone"], max_seq_length=config["max_seq_length"])
+    lora = config["lora"]
+    module.add_lora(
+        LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora["target_modules"])
+    )
+    if config["training"].get("gradient_checkpointing"):
+        module.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    module.bridge.requires_grad_(True)
+    return SentenceTransformer(modules=[module])
+
+
+def build_datasets(config: dict[str, Any]) -> DatasetDict:
+    settings = config["data"]
+    datasets = {}
+    if settings.get("stsb_min_score") is not None:
+        datasets["stsb_pairs"] = data.stsb_positive_pairs(settings["stsb_min_score"])
+    if settings.get("wikipedia_limit", 0) != 0:
+        datasets["wikipedia"] = data.wikipedia_texts(settings.get("wikipedia_limit"), seed=config["training"]["seed"])
+    if not datasets:
+        raise ValueError("The config selects no training data (data.stsb_min_score and data.wikipedia_limit).")
+    return DatasetDict(datasets)
+
+
+def build_evaluator(config: dict[str, Any]) -> SequentialEvaluator:
+    settings = config["eval"]
+    sentences1, sentences2, scores = data.stsb_dev_pairs(settings["stsb_dev_limit"])
+    return SequentialEvaluator(
+        [
+            EmbeddingSimilarityEvaluator(sentences1, sentences2, scores, name="sts-dev", main_similarity="cosine"),
+            DecodeFidelityEvaluator(data.held_out_decode_texts(settings["decode_texts"]), name="held-out"),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML config, e.g. training/configs/smollm2-default.yaml")
+    parser.add_argument("--output-dir", required=True, help="Checkpoints, logs and the final model go here.")
+    parser.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --output-dir.")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override a config value.")
+    parser.add_argument("--export-to", help="Also copy the final model to this folder (e.g. the bundled default).")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config, args.set)
+    training = config["training"]
+    set_seed(training["seed"])
+    model = build_model(config)
+    train_dataset = build_datasets(config)
+    loss = GLAELoss(model, **config["loss"])
+    output_dir = Path(args.output_dir)
+    training_args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=training["max_steps"],
+        per_device_train_batch_size=training["batch_size"],
+        learning_rate=training["learning_rate"],
+        warmup_steps=training["warmup_steps"],
+        weight_decay=training["weight_decay"],
+        lr_scheduler_type="cosine",
+        logging_steps=training["logging_steps"],
+        eval_strategy="steps",
+        eval_steps=training["eval_steps"],
+        save_strategy="steps",
+        save_steps=training["save_steps"],
+        save_total_limit=2,
+        seed=training["seed"],
+        data_seed=training["seed"],
+        bf16=training["bf16"],
+        dataloader_drop_last=True,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config["data"]["sampler"]),
+        report_to="none",
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=training_args, train_dataset=train_dataset, loss=loss, evaluator=build_evaluator(config)
+    )
+    checkpoint = get_last_checkpoint(str(output_dir)) if args.resume and output_dir.is_dir() else None
+    if args.resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    final_dir = output_dir / "final"
+    model.save(str(final_dir))
+    (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
+    plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
+    if args.export_to:
+        shutil.copytree(final_dir, args.export_to, dirs_exist_ok=True)
+
+
+if __name__ == "__main__":
+    main()
