@@ -423,7 +423,8 @@ class GLAEEmbedding(InputModule):
             tensors["special_tokens.output_embeddings"] = self.base_lm.get_output_embeddings().weight[ids]
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, WEIGHTS_FILE))
         if hasattr(self.causal_lm, "peft_config"):
-            self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER))
+            # the special-token rows travel as trainable-token deltas (and in WEIGHTS_FILE), not as whole matrices
+            self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER), save_embedding_layers=False)
 
     @classmethod
     def load(
