@@ -38,10 +38,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>")
 
 
-@pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A local Hugging Face folder with a 4-layer random Llama (hidden 64) and its tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
+def save_tiny_backbone(folder: Path, initializer_range: float) -> str:
+    """Write a 4-layer random Llama (hidden 64) and its tokenizer to ``folder`` (a Hugging Face folder)."""
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -52,7 +50,7 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
         num_key_value_heads=2,
         max_position_embeddings=512,
         tie_word_embeddings=True,
-        initializer_range=0.2,  # wide enough logits that a toy model can become confident
+        initializer_range=initializer_range,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
@@ -61,6 +59,18 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama initialised like a real one (std 0.02)."""
+    return save_tiny_backbone(tmp_path_factory.mktemp("tiny-llama"), initializer_range=0.02)
+
+
+@pytest.fixture(scope="session")
+def wide_tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama with wider weights (std 0.2): its logits can grow enough for a toy model to memorise."""
+    return save_tiny_backbone(tmp_path_factory.mktemp("wide-tiny-llama"), initializer_range=0.2)
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 from peft import LoraConfig
+from sentence_transformers import SentenceTransformer
 
 import glae_st
+from glae_st import GLAEEmbedding
 from glae_st.losses import GLAELoss
 
 TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain is expected in the north tomorrow."]
@@ -65,10 +67,11 @@ def test_float64_and_float16_embeddings_are_accepted(tiny_model):
     assert len(glae_st.decode(tiny_model, embeddings.astype(np.float16), max_new_tokens=3)) == 1
 
 
-def test_a_toy_model_learns_to_reconstruct_its_texts(tiny_model, tmp_path):
+def test_a_toy_model_learns_to_reconstruct_its_texts(wide_tiny_backbone, tmp_path):
     """Train the tiny model on four texts with L1 + L2; decoding must then give them back, also after save/load."""
     torch.manual_seed(0)
-    module = tiny_model[0]
+    module = GLAEEmbedding(wide_tiny_backbone, max_seq_length=64)
+    tiny_model = SentenceTransformer(modules=[module], device="cpu")
     module.add_lora(LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
     loss = GLAELoss(tiny_model, repulsion_weight=0.1)
     optimizer = torch.optim.Adam([p for p in tiny_model.parameters() if p.requires_grad], lr=1e-2)

