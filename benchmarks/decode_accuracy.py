@@ -316,14 +316,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
     per_bucket = args.limit or DEFAULT_TEXTS_PER_BUCKET
     texts = held_out_texts(tokenizer, per_bucket, seed=args.seed)
-    systems = {}
+    systems, encoders = {}, {}
     for name in args.models:
-        autoencoder = glae_autoencoder(load_glae(name), display_name(name), args.batch_size)
+        model = load_glae(name)
+        autoencoder = glae_autoencoder(model, display_name(name), args.batch_size)
+        encoders[autoencoder.name] = {"max_seq_length": model[0].max_seq_length, "long_text": model[0].long_text}
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)
     summary = {
         "command": command_line(__file__, argv),
         "config": {
             "models": args.models,
+            "encoders": encoders,
             "texts_per_bucket": per_bucket,
             "buckets": {str(bucket): sum(text.bucket == bucket for text in texts) for bucket in BUCKETS},
             "noise": args.noise,

@@ -74,7 +74,7 @@ def render_report(results: Path, report: Path) -> str:
             f"Main scores x100 on {where}"
             + (f", at most {mteb['limit']} rows per task split" if mteb["limit"] else "")
             + ".",
-            run_mteb.format_table(mteb["scores"], list(mteb["tasks"])),
+            run_mteb.format_table(mteb["models"], list(mteb["tasks"])),
             "Main scores: " + ", ".join(f"{task}: {info['main_score']}" for task, info in mteb["tasks"].items()) + ".",
         ]
 
@@ -86,7 +86,11 @@ def render_report(results: Path, report: Path) -> str:
         sections += [
             f"Held-out Lee news texts, up to {config['texts_per_bucket']} per length bucket (backbone tokens; per bucket: "
             + ", ".join(f"≤{bucket}: {count}" for bucket, count in config["buckets"].items())
-            + "). Exact match and token F1 in %, BLEU and chrF 0-100; tokens/vector is the compression ratio.",
+            + "). Exact match and token F1 in %, BLEU and chrF 0-100; tokens/vector is the compression ratio. "
+            + "Texts longer than an encoder's max_seq_length are truncated (`truncate`) or read in chunks "
+            + "(`iterative`): "
+            + ", ".join(f"{name}: {e['max_seq_length']} ({e['long_text']})" for name, e in config["encoders"].items())
+            + ".",
             decode_accuracy.format_table(decode["systems"]),
             f"![Decoding fidelity vs text length]({_relative(results / 'decode' / 'decode_accuracy.png', report)})",
         ]

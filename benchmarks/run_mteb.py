@@ -126,14 +126,15 @@ def run(
     output_dir: Path,
     batch_size: int = 32,
     overwrite_strategy: str = "only-missing",
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Evaluate every model on every task, caching results in ``output_dir``.
 
     Returns:
-        ``{model label: {task name: main score}}``, where the label includes mteb experiment parameters.
+        ``{model label: {"revision": ..., "scores": {task name: main score}}}``; the label includes mteb experiment
+        parameters, and the revision tells which weights were scored.
     """
     cache = ResultCache(output_dir)
-    scores: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for name in models:
         meta = model_meta(name)
         result = mteb.evaluate(
@@ -143,18 +144,23 @@ def run(
             encode_kwargs={"batch_size": batch_size, "show_progress_bar": True},
             overwrite_strategy=overwrite_strategy,
         )
-        scores[meta.model_name_with_experiment] = {
-            task_result.task_name: task_result.get_score() for task_result in result.task_results
+        results[meta.model_name_with_experiment] = {
+            "revision": meta.revision,
+            "scores": {task_result.task_name: task_result.get_score() for task_result in result.task_results},
         }
-    return scores
+    return results
 
 
-def format_table(scores: dict[str, dict[str, float]], task_names: Sequence[str]) -> str:
-    """A Markdown table of main scores (x100), one row per model and one column per task."""
-    header = ["model", *task_names]
+def format_table(results: dict[str, dict[str, Any]], task_names: Sequence[str]) -> str:
+    """A Markdown table of main scores (x100), one row per model (with its revision) and one column per task."""
+    header = ["model", "revision", *task_names]
     rows = [
-        [model, *(f"{100 * by_task[task]:.2f}" if task in by_task else "-" for task in task_names)]
-        for model, by_task in scores.items()
+        [
+            model,
+            result["revision"],
+            *(f"{100 * result['scores'][task]:.2f}" if task in result["scores"] else "-" for task in task_names),
+        ]
+        for model, result in results.items()
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
@@ -196,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.limit is not None:
         for task in tasks:
             limit_task(task, args.limit)
-    scores = run(args.models, tasks, output_dir, args.batch_size, args.overwrite_strategy)
+    results = run(args.models, tasks, output_dir, args.batch_size, args.overwrite_strategy)
     task_names = [task.metadata.name for task in tasks]
     summary = {
         "command": command_line(__file__, argv),
@@ -205,11 +211,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "tasks": {
             task.metadata.name: {"type": task.metadata.type, "main_score": task.metadata.main_score} for task in tasks
         },
-        "scores": scores,
+        "models": results,
         "machine": machine_info(),
     }
     write_json(output_dir / "summary.json", summary)
-    print(format_table(scores, task_names))
+    print(format_table(results, task_names))
     return summary
 
 

@@ -90,7 +90,7 @@ def glae_model_meta(
         languages=["eng-Latn"],
         n_parameters=_count_parameters(backbone_files + weight_files) if backbone_files else None,
         memory_usage_mb=None,
-        max_tokens=config["max_seq_length"],
+        max_tokens=config["max_seq_length"] if config.get("long_text", "truncate") == "truncate" else float("inf"),
         embed_dim=hidden_size,
         license="apache-2.0" if is_smollm2 else None,
         open_weights=True,

@@ -290,15 +290,14 @@ def test_run_mteb_writes_mteb_results_and_summary(saved_model_dir: Path, tmp_pat
             str(output),
         ]
     )
-    ((model, scores),) = summary["scores"].items()
-    assert model == "glae-st/glae" and -1 <= scores["STSBenchmarkLocal"] <= 1
-    (result_file,) = (output / "results" / "glae-st__glae").glob("*/STSBenchmarkLocal.json")
-    result = json.loads(result_file.read_text())
-    assert result["task_name"] == "STSBenchmarkLocal"
-    assert result["scores"]["test"][0]["main_score"] == pytest.approx(
-        scores["STSBenchmarkLocal"], abs=1e-6
-    )  # mteb rounds
-    assert json.loads((output / "summary.json").read_text())["scores"] == summary["scores"]
+    ((model, evaluated),) = summary["models"].items()
+    score = evaluated["scores"]["STSBenchmarkLocal"]
+    assert model == "glae-st/glae" and -1 <= score <= 1
+    task_file = output / "results" / "glae-st__glae" / evaluated["revision"] / "STSBenchmarkLocal.json"
+    task_result = json.loads(task_file.read_text())
+    assert task_result["task_name"] == "STSBenchmarkLocal"
+    assert task_result["scores"]["test"][0]["main_score"] == pytest.approx(score, abs=1e-6)  # mteb rounds to 6 digits
+    assert json.loads((output / "summary.json").read_text())["models"] == summary["models"]
 
 
 def test_throughput_measure_times_repeats(tiny_model: SentenceTransformer, tiny_backbone: str):
@@ -327,12 +326,16 @@ def test_report_renders_every_section(tmp_path: Path):
             "online": False,
             "limit": 8,
             "tasks": {"STSBenchmarkLocal": {"type": "STS", "main_score": "cosine_spearman"}},
-            "scores": {"glae-st/glae": {"STSBenchmarkLocal": 0.8203}},
+            "models": {"glae-st/glae": {"revision": "4b91f0878a7a", "scores": {"STSBenchmarkLocal": 0.8203}}},
             "machine": machine,
         },
         "decode/decode_accuracy.json": {
             "command": "python benchmarks/decode_accuracy.py --limit 8",
-            "config": {"texts_per_bucket": 8, "buckets": {"8": 1}},
+            "config": {
+                "texts_per_bucket": 8,
+                "buckets": {"8": 1},
+                "encoders": {"glae": {"max_seq_length": 64, "long_text": "truncate"}},
+            },
             "systems": {"glae": {"0.0": {"buckets": {"8": metrics}, "overall": metrics, "examples": {}}}},
             "machine": machine,
         },
@@ -341,8 +344,9 @@ def test_report_renders_every_section(tmp_path: Path):
         (tmp_path / name).parent.mkdir(parents=True)
         (tmp_path / name).write_text(json.dumps(payload))
     report = run_all.render_report(tmp_path, tmp_path / "RESULTS.md")
-    assert "| glae-st/glae | 82.03 |" in report
+    assert "| glae-st/glae | 4b91f0878a7a | 82.03 |" in report
     assert "| glae | 0 | ≤8 | 1 | 6.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in report
+    assert "glae: 64 (truncate)" in report
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
     assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report

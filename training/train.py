@@ -29,7 +29,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glae_st import GLAEEmbedding  # noqa: E402
+from glae_st import GLAEEmbedding, load_model  # noqa: E402
 from glae_st.evaluation import DecodeFidelityEvaluator  # noqa: E402
 from glae_st.losses import GLAELoss  # noqa: E402
 from training import data  # noqa: E402
@@ -52,6 +52,13 @@ def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
+    if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
+        model = load_model(config["init_from"])
+        module = model[0]
+        for name, parameter in module.causal_lm.named_parameters():
+            parameter.requires_grad_("lora_" in name or "trainable_tokens_delta" in name)
+        module.bridge.requires_grad_(True)
+        return model
     module = GLAEEmbedding(config["backbone"], max_seq_length=config["max_seq_length"])
     lora = config["lora"]
     module.add_lora(

@@ -47,8 +47,7 @@ class GLAELoss(nn.Module):
         +-------------------------+--------+
 
     Relations:
-        :class:`MultipleNegativesRankingLoss` is L1 for pairs; :class:`~glae_st.losses.AutoRegEmbedLoss`
-        aligns conditional distributions instead.
+        :class:`MultipleNegativesRankingLoss` is L1 for pairs.
 
     Example::
 
