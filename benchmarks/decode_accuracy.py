@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import random
-import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +36,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 import glae_st
 from glae_st.corpora import split_sentences
+from glae_st.evaluation import exact_match, token_f1
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -101,36 +100,6 @@ def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens: runs of word characters, and every other non-space character alone.
-
-    ``"Don't stop!"`` -> ``["don", "'", "t", "stop", "!"]``.
-    """
-    return re.findall(r"\w+|[^\w\s]", text.lower())
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """Bag-of-tokens F1 between two texts, over :func:`tokenize` tokens (as in SQuAD).
-
-    Tokens are matched as multisets, ignoring order: with ``c`` tokens in common (counting repeats),
-    precision = c / |prediction tokens|, recall = c / |reference tokens|, F1 = 2PR / (P + R). Two texts without
-    tokens score 1; one empty text against a non-empty one scores 0.
-    """
-    predicted, expected = tokenize(prediction), tokenize(reference)
-    if not predicted or not expected:
-        return float(predicted == expected)
-    common = sum((Counter(predicted) & Counter(expected)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(expected)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, reference: str) -> bool:
-    """Whether two texts are equal once runs of whitespace are collapsed and the ends stripped (case matters)."""
-    return prediction.split() == reference.split()
-
-
 def fidelity(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Exact match rate, mean token F1, and corpus-level BLEU and chrF (sacrebleu defaults, 0-100) of a set."""
     return {

@@ -16,12 +16,20 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens: the units of :func:`token_f1`."""
+    """Lower-cased word and punctuation tokens: runs of word characters, and every other non-space character alone.
+
+    ``"Don't stop!"`` -> ``["don", "'", "t", "stop", "!"]``; the units of :func:`token_f1`.
+    """
     return _WORD.findall(text.lower())
 
 
 def token_f1(prediction: str, reference: str) -> float:
-    """Bag-of-tokens F1 between two texts (SQuAD style, over :func:`words`); 1.0 when both are empty."""
+    """Bag-of-tokens F1 between two texts, over :func:`words` (as in SQuAD).
+
+    Tokens are matched as multisets, ignoring order: with ``c`` tokens in common (counting repeats),
+    precision = c / |prediction tokens|, recall = c / |reference tokens|, F1 = 2PR / (P + R). Two texts without
+    tokens score 1; one empty text against a non-empty one scores 0.
+    """
     predicted, expected = Counter(words(prediction)), Counter(words(reference))
     if not predicted and not expected:
         return 1.0
@@ -33,8 +41,8 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def exact_match(prediction: str, reference: str) -> float:
-    """1.0 when the texts are equal after stripping surrounding whitespace."""
-    return float(prediction.strip() == reference.strip())
+    """1.0 when the texts are equal once runs of whitespace are collapsed and the ends stripped (case matters)."""
+    return float(prediction.split() == reference.split())
 
 
 class DecodeFidelityEvaluator(SentenceEvaluator):
