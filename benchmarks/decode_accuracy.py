@@ -267,6 +267,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--limit", type=int, help=f"Texts per length bucket (default {DEFAULT_TEXTS_PER_BUCKET}).")
     parser.add_argument("--max-new-tokens", type=int, help="Token budget of every decode (default: bucket bound + 16).")
+    parser.add_argument(
+        "--max-seq-length", type=int, help="Text tokens each encoder reads (default: as saved with the model)."
+    )
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -288,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     systems, encoders = {}, {}
     for name in args.models:
         model = load_glae(name)
+        if args.max_seq_length is not None:
+            model.max_seq_length = args.max_seq_length
         autoencoder = glae_autoencoder(model, display_name(name), args.batch_size)
         encoders[autoencoder.name] = {"max_seq_length": model[0].max_seq_length, "long_text": model[0].long_text}
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)

@@ -53,6 +53,9 @@ METHODS = ("glae", "glae-uncached", "mean-pooling")
 BASELINE = "mean-pooling"
 LENGTHS = {"short": 15, "long": 200}
 """Target text lengths in backbone tokens."""
+MAX_SEQ_LENGTH = 256
+"""Token limit set on every encoder, above the longest text, so that all of them read every token (the shipped GLAE
+model may truncate earlier)."""
 SHORT_TOLERANCE = 3
 """Short texts are sentences within this many tokens of the short target."""
 DEFAULT_TEXTS = 128
@@ -82,11 +85,13 @@ def benchmark_texts(
 
 
 def load_encoder(method: str, device: str | None = None) -> SentenceTransformer:
-    """The SentenceTransformer of one of :data:`METHODS`."""
+    """The SentenceTransformer of one of :data:`METHODS`, reading up to :data:`MAX_SEQ_LENGTH` tokens per text."""
     if method == BASELINE:
-        return mean_pooling_model(device)
-    model = load_glae(GLAE, device)
-    model[0].prefix_caching = method == "glae"
+        model = mean_pooling_model(device)
+    else:
+        model = load_glae(GLAE, device)
+        model[0].prefix_caching = method == "glae"
+    model.max_seq_length = MAX_SEQ_LENGTH
     return model
 
 

@@ -20,7 +20,6 @@ from transformers import AutoTokenizer
 
 from benchmarks import decode_accuracy, run_all, run_mteb, throughput
 from benchmarks.common import machine_info
-from glae_st.evaluation import exact_match, token_f1, words
 from benchmarks.local_tasks import (
     LOCAL_TASKS,
     LeeNewsRetrieval,
@@ -29,6 +28,7 @@ from benchmarks.local_tasks import (
     vader_cache_dir,
     vader_ground_truth,
 )
+from glae_st.evaluation import exact_match, token_f1, words
 
 ARTICLES = [
     "Rain fell in the north. The river rose overnight. Roads were closed near the bridge. Crews worked all day.",
@@ -347,7 +347,10 @@ def test_report_renders_every_section(tmp_path: Path):
     report = run_all.render_report(tmp_path, tmp_path / "RESULTS.md")
     assert "| glae-st/glae | 4b91f0878a7a | 82.03 |" in report
     assert "| glae | 0 | ≤8 | 1 | 6.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in report
-    assert "glae: 64 (truncate)" in report
+    assert (
+        "Tokens read per text (longer texts are truncated, or read in chunks if iterative): glae: 64 (truncate)."
+        in report
+    )
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
     assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report
