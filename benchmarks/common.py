@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,12 @@ def lee_articles() -> tuple[str, ...]:
     path = corpora.package_dir("gensim", "pip install gensim") / "test" / "test_data" / "lee_background.cor"
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -59,6 +59,8 @@ BUCKETS = (8, 16, 32, 64, 128, 256)
 RUN_LENGTHS = (1, 2, 4, 8, 16, 32)
 """Numbers of consecutive sentences of one article that make up a text."""
 DEFAULT_TEXTS_PER_BUCKET = 100
+DEFAULT_MODELS = [GLAE, GLAE_UNTRAINED]
+"""Scored when ``--models`` is not given: the trained default and the same model before training."""
 EXAMPLES_PER_BUCKET = 3
 
 
@@ -263,7 +265,7 @@ def format_table(systems: dict[str, dict[str, Any]]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=[GLAE, GLAE_UNTRAINED], help=f"{GLAE}, {GLAE_UNTRAINED} or saved GLAE folders."
+        "--models", nargs="+", default=DEFAULT_MODELS, help=f"{GLAE}, {GLAE_UNTRAINED} or saved GLAE folders."
     )
     parser.add_argument("--limit", type=int, help=f"Texts per length bucket (default {DEFAULT_TEXTS_PER_BUCKET}).")
     parser.add_argument("--max-new-tokens", type=int, help="Token budget of every decode (default: bucket bound + 16).")

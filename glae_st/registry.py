@@ -8,6 +8,7 @@ from typing import Any
 
 from sentence_transformers import SentenceTransformer
 
+from glae_st.compress_tokens import CompressTokenEmbedding
 from glae_st.module import GLAEEmbedding
 
 DEFAULT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m")
@@ -16,7 +17,8 @@ DEFAULT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m")
 HUB_MODELS = {"glae-7b": "glae-st/glae-7b"}
 """Short names of the Hub recipes (see ``training/configs/glae-7b.yaml``) and their Hub ids."""
 
-_CLASS_REF = f"{GLAEEmbedding.__module__}.{GLAEEmbedding.__qualname__}"
+_MODULE_CLASSES = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (GLAEEmbedding, CompressTokenEmbedding)}
+"""glae-st's module classes by the reference that ``modules.json`` stores; resolved to the installed classes."""
 
 LOCAL_MODELS = {"glae-smollm2-135m": DEFAULT_MODEL}
 
@@ -31,7 +33,8 @@ def load_model(name: str = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
 
     sentence-transformers 6 asks for ``trust_remote_code=True`` before it imports any module class outside its own
     package, installed ones included; ``SentenceTransformer(path, trust_remote_code=True)`` therefore works too.
-    This function instead resolves only ``glae_st.module.GLAEEmbedding`` to the installed class, so no code
+    This function instead resolves only glae-st's own module classes (:class:`GLAEEmbedding`,
+    :class:`CompressTokenEmbedding`) to the installed ones, so no code
     from the model folder or Hub repository is ever run.
 
     Example::
@@ -41,9 +44,9 @@ def load_model(name: str = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
     """
     target = resolve_model_name(name)
     try:
-        # Resolve our own module class to the installed glae_st (no remote code); any other class in the
+        # Resolve our own module classes to the installed glae_st (no remote code); any other class in the
         # model's modules.json still needs trust_remote_code=True, as sentence-transformers requires.
-        return SentenceTransformer._load_with_module_classes(target, {_CLASS_REF: GLAEEmbedding}, **kwargs)
+        return SentenceTransformer._load_with_module_classes(target, _MODULE_CLASSES, **kwargs)
     except Exception as exc:
         if os.path.isdir(target):
             raise

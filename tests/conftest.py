@@ -1,4 +1,4 @@
-"""Fixtures: a tiny random Llama and a byte-level BPE tokenizer, both built here (no downloads)."""
+"""Fixtures: tiny random Llama backbones (built by glae_st.tiny, no downloads) and GLAE models on them."""
 
 from __future__ import annotations
 
@@ -8,57 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from glae_st import GLAEEmbedding
+from glae_st.tiny import save_tiny_backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-CORPUS = [
-    "A cat sits on the mat.",
-    "Stocks fell sharply on Monday.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Encode this text into 1-word length embedding:",
-    "Decode this embedding into text:",
-    "Rain is expected in the north tomorrow.",
-    "She plays the violin every evening.",
-    "The committee approved the new budget.",
-] * 20
-
-
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<pad>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(CORPUS, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>")
-
-
-def save_tiny_backbone(folder: Path, initializer_range: float) -> str:
-    """Write a 4-layer random Llama (hidden 64) and its tokenizer to ``folder`` (a Hugging Face folder)."""
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        initializer_range=initializer_range,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +38,31 @@ def tiny_model(tiny_backbone: str) -> SentenceTransformer:
 def saved_model_dir(tiny_model: SentenceTransformer, tmp_path: Path) -> Path:
     tiny_model.save(str(tmp_path / "glae"))
     return tmp_path / "glae"
+
+
+def _train_toy_autoencoder(
+    module: GLAEEmbedding, texts: list[str], steps: int = 150
+) -> tuple[SentenceTransformer, float]:
+    """Give ``module`` LoRA and train it on ``texts`` with GLAELoss (L1 at 0.1 + L2), Adam lr 1e-2, full batch."""
+    from peft import LoraConfig
+
+    from glae_st.losses import GLAELoss
+
+    model = SentenceTransformer(modules=[module], device="cpu")
+    module.add_lora(LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    loss = GLAELoss(model, repulsion_weight=0.1)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    features = module.preprocess(texts)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        value = loss([features])
+        value.backward()
+        optimizer.step()
+    return model, value.item()
+
+
+@pytest.fixture
+def train_toy_autoencoder():
+    """A function that trains a GLAE module on a few texts until it reconstructs them (returns model, last loss)."""
+    return _train_toy_autoencoder

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from mteb.models.abs_encoder import AbsEncoder
 from sentence_transformers import SentenceTransformer
 from transformers import AutoTokenizer
@@ -354,3 +355,38 @@ def test_report_renders_every_section(tmp_path: Path):
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
     assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report
+
+
+def test_long_text_continuation_nll_is_the_language_model_loss(tiny_model):
+    """A context without memory is the plain LM: its continuation NLL equals the causal LM's own loss."""
+    from benchmarks import long_text
+    from glae_st.long_text import BoundedContext, compress_context
+
+    module = tiny_model[0]
+    ids = module.tokenizer(ARTICLES[0], add_special_tokens=False)["input_ids"]
+    prefix, target = ids[:20], ids[20:30]
+    with torch.no_grad():
+        (nll,) = long_text.continuation_nll(module, [BoundedContext(None, prefix)], [target])
+        labels = torch.tensor([[-100] * 20 + target])
+        expected = module.causal_lm(torch.tensor([prefix + target]), labels=labels).loss.item()
+        (with_memory,) = long_text.continuation_nll(module, compress_context(module, [prefix], window=8), [target])
+    assert nll == pytest.approx(expected, rel=1e-4)
+    assert with_memory != pytest.approx(nll, rel=1e-4)  # the memory vector and decode prompt change the context
+
+
+def test_long_text_tables_render(tmp_path: Path):
+    from benchmarks import long_text
+
+    summary = {
+        "memory": [
+            {"tokens": 64, "mode": "load-only", "chunk": 64, "seconds": 0.1, "peak_rss_mb": 800.0},
+            {"tokens": 100_000, "mode": "iterative", "chunk": 256, "seconds": 90.0, "peak_rss_mb": 1300.0},
+            {"tokens": 8_000, "mode": "single-pass", "chunk": 8_000, "seconds": 60.0, "peak_rss_mb": 2000.0},
+        ],
+        "quality": {"articles": 2, "results": {"truncate": {"nll": 3.0, "perplexity": 20.1, "context_tokens": 64}}},
+    }
+    table = long_text.format_tables(summary)
+    assert "| 100,000 | iterative | 256 | 90.0 | 1300 | 500 |" in table
+    assert "| truncate | 64 | 3.000 | 20.1 |" in table
+    long_text.plot_memory(summary["memory"], tmp_path / "memory.png")
+    assert (tmp_path / "memory.png").stat().st_size > 0

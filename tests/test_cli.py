@@ -33,7 +33,19 @@ def test_encode_writes_npy_and_jsonl_and_decode_reads_both(saved_model_dir, tmp_
     cli.main([*model, "decode", str(tmp_path / "v.jsonl"), "--max-new-tokens", "3"])
     assert capsys.readouterr().out == from_npy and from_npy.count("\n") == 2
 
-    cli.main([*model, "decode", "--mix", str(tmp_path / "v.npy"), str(tmp_path / "v.npy"), "--alpha", "0.3", "--max-new-tokens", "3"])
+    cli.main(
+        [
+            *model,
+            "decode",
+            "--mix",
+            str(tmp_path / "v.npy"),
+            str(tmp_path / "v.npy"),
+            "--alpha",
+            "0.3",
+            "--max-new-tokens",
+            "3",
+        ]
+    )
     assert capsys.readouterr().out == from_npy  # mixing a file with itself changes nothing
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from peft import LoraConfig
-from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st import GLAEEmbedding
-from glae_st.losses import GLAELoss
 
 TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain is expected in the north tomorrow."]
 
@@ -67,23 +64,12 @@ def test_float64_and_float16_embeddings_are_accepted(tiny_model):
     assert len(glae_st.decode(tiny_model, embeddings.astype(np.float16), max_new_tokens=3)) == 1
 
 
-def test_a_toy_model_learns_to_reconstruct_its_texts(wide_tiny_backbone, tmp_path):
+def test_a_toy_model_learns_to_reconstruct_its_texts(wide_tiny_backbone, train_toy_autoencoder, tmp_path):
     """Train the tiny model on four texts with L1 + L2; decoding must then give them back, also after save/load."""
     torch.manual_seed(0)
-    module = GLAEEmbedding(wide_tiny_backbone, max_seq_length=64)
-    tiny_model = SentenceTransformer(modules=[module], device="cpu")
-    module.add_lora(LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    loss = GLAELoss(tiny_model, repulsion_weight=0.1)
-    optimizer = torch.optim.Adam([p for p in tiny_model.parameters() if p.requires_grad], lr=1e-2)
     texts = TEXTS + ["She plays the violin every evening."]
-    features = module.preprocess(texts)
-    tiny_model.train()
-    for _ in range(150):
-        optimizer.zero_grad()
-        value = loss([features])
-        value.backward()
-        optimizer.step()
-    assert value.item() < 0.05
+    tiny_model, value = train_toy_autoencoder(GLAEEmbedding(wide_tiny_backbone, max_seq_length=64), texts)
+    assert value < 0.05
     assert glae_st.decode(tiny_model, tiny_model.encode(texts), max_new_tokens=16) == texts
     tiny_model.save(str(tmp_path / "toy"))
     reloaded = glae_st.load_model(str(tmp_path / "toy"))

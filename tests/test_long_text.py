@@ -16,7 +16,9 @@ SHORT = "A cat sits on the mat."
 @pytest.fixture
 def iterative_model(tiny_backbone) -> SentenceTransformer:
     torch.manual_seed(0)
-    return SentenceTransformer(modules=[GLAEEmbedding(tiny_backbone, max_seq_length=8, long_text="iterative")], device="cpu")
+    return SentenceTransformer(
+        modules=[GLAEEmbedding(tiny_backbone, max_seq_length=8, long_text="iterative")], device="cpu"
+    )
 
 
 def by_hand(module: GLAEEmbedding, text: str) -> torch.Tensor:
@@ -42,7 +44,9 @@ def by_hand(module: GLAEEmbedding, text: str) -> torch.Tensor:
 def test_recurrence_matches_the_hand_computation(iterative_model):
     expected, chunk_count = by_hand(iterative_model[0], LONG)
     assert chunk_count >= 3
-    torch.testing.assert_close(iterative_model.encode([LONG], convert_to_tensor=True)[0], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        iterative_model.encode([LONG], convert_to_tensor=True)[0], expected, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_texts_with_different_chunk_counts_batch_like_singles(iterative_model):
@@ -68,3 +72,57 @@ def test_long_text_mode_is_saved_and_checked(iterative_model, tiny_backbone, tmp
     assert glae_st.load_model(str(tmp_path / "iterative"))[0].long_text == "iterative"
     with pytest.raises(ValueError, match="long_text must be 'truncate' or 'iterative'"):
         GLAEEmbedding(tiny_backbone, long_text="chunked")  # type: ignore[arg-type]
+
+
+def test_bad_chunk_sizes_and_chunks_are_refused(iterative_model):
+    module = iterative_model[0]
+    for size in (0, -1):
+        with pytest.raises(ValueError, match=r"max_seq_length \(the chunk size\) must be a positive integer"):
+            iterative_model.max_seq_length = size
+    with pytest.raises(ValueError, match="does not fit the backbone's context"):
+        iterative_model.max_seq_length = module.max_text_tokens + 1
+    assert module.max_seq_length == 8  # a refused size changes nothing
+    previous = iterative_model.encode([SHORT], convert_to_tensor=True)
+    with pytest.raises(ValueError, match="Chunk 0 has 0 tokens"):
+        module.iterate(previous, [[]])
+    with pytest.raises(ValueError, match=f"Chunk 0 has {module.max_text_tokens + 1} tokens"):
+        module.iterate(previous, [[5] * (module.max_text_tokens + 1)])
+    with pytest.raises(ValueError, match="only whitespace"):
+        iterative_model.encode([LONG, " \n\t "])
+
+
+def test_the_default_chunk_is_the_backbone_context(tiny_backbone):
+    module = GLAEEmbedding(tiny_backbone)
+    assert module.max_seq_length == module.max_text_tokens
+    assert module.max_text_tokens == 512 - len(module.iterate_prefix_ids) - 1 - len(module.iterate_suffix_ids) - len(
+        module.encode_suffix_ids
+    )
+
+
+def test_training_through_the_recurrence_teaches_it_to_carry_every_chunk(wide_tiny_backbone, train_toy_autoencoder):
+    """Fig. 3 training: with long_text="iterative" the reconstruction target is the whole text, so after a few
+    steps the embedding built chunk by chunk decodes back to all of it."""
+    import glae_st
+
+    torch.manual_seed(0)
+    module = GLAEEmbedding(wide_tiny_backbone, max_seq_length=6, long_text="iterative")
+    texts = ["The quick brown fox jumps over the lazy dog.", "Rain is expected in the north tomorrow."]
+    features = module.preprocess(texts)
+    assert all(len(chunks) >= 1 for chunks in features["continuation_ids"])  # every text spans several chunks
+    assert module.text_token_ids(features) == [module.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    model, value = train_toy_autoencoder(module, texts)
+    assert value < 0.05
+    assert glae_st.decode(model, model.encode(texts), max_new_tokens=16) == texts
+
+
+def test_fig3_sft_rows_cover_every_chunk_after_the_first(tiny_backbone):
+    from training.data import EMBEDDING_PLACEHOLDER, fig3_sft_rows
+
+    module = GLAEEmbedding(tiny_backbone, max_seq_length=8)
+    rows = fig3_sft_rows([LONG, SHORT], module.tokenizer, chunk_tokens=8)
+    chunks = -(-len(module.tokenizer(LONG, add_special_tokens=False).input_ids) // 8)
+    assert rows["chunk_index"] == list(range(1, chunks))  # SHORT fits in one chunk: no row
+    assert rows[0]["input"].startswith(
+        "Encode these embedding and text into 1-word length embedding: <embedding>" + EMBEDDING_PLACEHOLDER
+    )
+    assert rows[0]["response"] == "<embedding>"

@@ -29,8 +29,12 @@ def test_each_term_is_finite_and_trains_the_right_parameters(tiny_model, repulsi
     repulsion_value.backward()
     # the encoder path (LoRA in layers before -1) learns from L1; the bridge is only on the decode path
     assert module.bridge.projection.weight.grad is None
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in module.causal_lm.named_parameters() if "lora_B" in n)
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in module.causal_lm.named_parameters() if "layers.3." in n)
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for n, p in module.causal_lm.named_parameters() if "lora_B" in n
+    )
+    assert all(
+        p.grad is None or p.grad.abs().sum() == 0 for n, p in module.causal_lm.named_parameters() if "layers.3." in n
+    )
 
     tiny_model.zero_grad()
     batch = features(tiny_model, TEXTS)
@@ -71,14 +75,22 @@ def test_bad_loss_settings_are_refused(tiny_model):
         GLAELoss(tiny_model, repulsion="other")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="schedule must be"):
         GLAELoss(tiny_model, schedule="mixed")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not both 0"):
+    with pytest.raises(ValueError, match="must be >= 0 and not all 0"):
         GLAELoss(tiny_model, repulsion_weight=0, reconstruction_weight=0)
 
 
 def train(model, output_dir, max_steps, resume=None):
     arguments = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=4, learning_rate=1e-3,
-        save_strategy="steps", save_steps=2, logging_steps=1, seed=3, report_to="none", use_cpu=True,
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        save_strategy="steps",
+        save_steps=2,
+        logging_steps=1,
+        seed=3,
+        report_to="none",
+        use_cpu=True,
     )
     dataset = Dataset.from_dict({"anchor": TEXTS, "positive": POSITIVES})  # one batch: order cannot differ
     trainer = SentenceTransformerTrainer(model=model, args=arguments, train_dataset=dataset, loss=GLAELoss(model))

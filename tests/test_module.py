@@ -13,12 +13,19 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st import GLAEEmbedding, prompts
 
-TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain.", "The quick brown fox jumps over the lazy dog."]
+TEXTS = [
+    "A cat sits on the mat.",
+    "Stocks fell sharply on Monday.",
+    "Rain.",
+    "The quick brown fox jumps over the lazy dog.",
+]
 
 
 def full_model_state(module: GLAEEmbedding, text: str) -> torch.Tensor:
     """output_hidden_states[-2] of the whole causal LM at the <embedding> token of the full encode prompt."""
-    ids = module.encode_prefix_ids + module.tokenizer(text, add_special_tokens=False).input_ids + module.encode_suffix_ids
+    ids = (
+        module.encode_prefix_ids + module.tokenizer(text, add_special_tokens=False).input_ids + module.encode_suffix_ids
+    )
     assert ids[-1] == module.special_token_ids[prompts.EMBEDDING_OPEN]
     with torch.no_grad():
         output = module.causal_lm(torch.tensor([ids]), output_hidden_states=True)
@@ -154,7 +161,10 @@ def test_bad_texts_get_clear_errors(tiny_model, bad_texts, error, message):
 
 
 def test_bad_constructor_arguments(tiny_backbone):
-    with pytest.raises(ValueError, match="max_seq_length must be a positive integer"):
-        GLAEEmbedding(tiny_backbone, max_seq_length=0)
+    for size in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=r"max_seq_length \(the chunk size\) must be a positive integer"):
+            GLAEEmbedding(tiny_backbone, max_seq_length=size)
+    with pytest.raises(ValueError, match="does not fit the backbone's context of 512 positions"):
+        GLAEEmbedding(tiny_backbone, max_seq_length=512)
     with pytest.raises(ValueError, match="padding_side must be"):
         GLAEEmbedding(tiny_backbone, padding_side="middle")  # type: ignore[arg-type]

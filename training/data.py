@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 from datasets import Dataset
+from transformers import PreTrainedTokenizerBase
 
 from glae_st import corpora, prompts
 
@@ -30,6 +31,36 @@ def fig1_sft_pairs(texts: Sequence[str]) -> Dataset:
             prompts.TEXT_OPEN + text + prompts.TEXT_CLOSE,
         ]
     return Dataset.from_dict(rows)
+
+
+def fig3_sft_rows(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> Dataset:
+    """The paper's Fig. 3 SFT rows: for each chunk after the first of each text, ``Encode these embedding and text
+    into 1-word length embedding: <embedding>[embedding]</embedding><text>{chunk}</text>`` -> ``<embedding>``.
+
+    ``[embedding]`` stands for the embedding of everything before the chunk. With ``long_text="iterative"``
+    :class:`glae_st.losses.GLAELoss` trains exactly these rows on long texts: the embedding is built chunk by chunk
+    through this prompt and must then regenerate the whole text (its reconstruction term), so the recurrence learns
+    to keep what came before. Texts of one chunk give no row.
+    """
+    rows = {"chunk_index": [], "input": [], "response": []}
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for index, start in enumerate(range(chunk_tokens, len(ids), chunk_tokens), start=1):
+            chunk = tokenizer.decode(ids[start : start + chunk_tokens])
+            rows["chunk_index"].append(index)
+            rows["input"].append(
+                prompts.ITERATE.prefix + EMBEDDING_PLACEHOLDER + prompts.ITERATE.suffix + chunk + prompts.TEXT_CLOSE
+            )
+            rows["response"].append(prompts.EMBEDDING_OPEN)
+    return Dataset.from_dict(rows)
+
+
+def wikipedia_passage_texts(limit: int | None = None, sentences_per_passage: int = 4, seed: int = 0) -> Dataset:
+    """Passages of consecutive Wikipedia sentences (about 100 tokens), shuffled with ``seed``: long texts for the
+    iterative recurrence (train with ``long_text="iterative"`` and a chunk shorter than a passage)."""
+    passages = list(corpora.wikipedia_passages(sentences_per_passage))
+    random.Random(seed).shuffle(passages)
+    return Dataset.from_dict({"anchor": passages[:limit]})
 
 
 def stsb_positive_pairs(min_score: float = 4.0) -> Dataset:

@@ -3,6 +3,7 @@
     python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2
     python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2 --resume
     accelerate launch training/train.py --config training/configs/glae-7b.yaml --output-dir runs/glae-7b   # multi-GPU
+    python training/train.py --config training/configs/glae-7b.yaml --output-dir /tmp/dry --dry-run  # CPU, seconds
 
 Every run is seeded; checkpoints (adapter, bridge, special-token rows, optimizer) land in ``output-dir`` every
 ``save_steps``; ``--resume`` continues from the newest one. The log history (JSON) and curves (PNG) are written
@@ -22,18 +23,19 @@ import yaml
 from datasets import DatasetDict
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
 from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glae_st import GLAEEmbedding, load_model  # noqa: E402
-from glae_st.evaluation import DecodeFidelityEvaluator  # noqa: E402
-from glae_st.losses import GLAELoss  # noqa: E402
-from training import data  # noqa: E402
-from training.plots import plot_training_curves  # noqa: E402
+from glae_st import CompressTokenEmbedding, GLAEEmbedding, load_model
+from glae_st.evaluation import DecodeFidelityEvaluator
+from glae_st.losses import ConditionalAlignmentLoss, GLAELoss
+from training import data
+from training.dry_run import cap_rows, dry_run_config
+from training.plots import plot_training_curves
 
 
 def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
@@ -51,6 +53,12 @@ def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
     return config
 
 
+EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbedding}
+"""``embedding.module`` of a config: GLAE's <embedding> token, or AutoRegEmbed's compress tokens."""
+LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
+"""``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss."""
+
+
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
     if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
         model = load_model(config["init_from"])
@@ -58,11 +66,17 @@ def build_model(config: dict[str, Any]) -> SentenceTransformer:
         for name, parameter in module.causal_lm.named_parameters():
             parameter.requires_grad_("lora_" in name or "trainable_tokens_delta" in name)
         module.bridge.requires_grad_(True)
+        module.max_seq_length = config["max_seq_length"]
+        module.long_text = (config.get("embedding") or {}).get("long_text", module.long_text)
         return model
-    module = GLAEEmbedding(config["backbone"], max_seq_length=config["max_seq_length"])
+    embedding = dict(config.get("embedding") or {"module": "glae"})
+    module_class = EMBEDDING_MODULES[embedding.pop("module")]
+    module = module_class(config["backbone"], max_seq_length=config["max_seq_length"], **embedding)
     lora = config["lora"]
     module.add_lora(
-        LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora["target_modules"])
+        LoraConfig(
+            r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora["target_modules"]
+        )
     )
     if config["training"].get("gradient_checkpointing"):
         module.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -77,8 +91,14 @@ def build_datasets(config: dict[str, Any]) -> DatasetDict:
         datasets["stsb_pairs"] = data.stsb_positive_pairs(settings["stsb_min_score"])
     if settings.get("wikipedia_limit", 0) != 0:
         datasets["wikipedia"] = data.wikipedia_texts(settings.get("wikipedia_limit"), seed=config["training"]["seed"])
+    if settings.get("passages_limit", 0) != 0:  # long texts: the Fig. 3 recurrence with long_text="iterative"
+        datasets["passages"] = data.wikipedia_passage_texts(
+            settings.get("passages_limit"), seed=config["training"]["seed"]
+        )
     if not datasets:
-        raise ValueError("The config selects no training data (data.stsb_min_score and data.wikipedia_limit).")
+        raise ValueError(
+            "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.passages_limit)."
+        )
     return DatasetDict(datasets)
 
 
@@ -100,14 +120,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --output-dir.")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Override a config value.")
     parser.add_argument("--export-to", help="Also copy the final model to this folder (e.g. the bundled default).")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Run the config's whole code path in seconds on a tiny random Llama and a few rows (training/dry_run.py).",
+    )
     args = parser.parse_args(argv)
+    if args.dry_run and args.export_to:
+        parser.error("--dry-run trains a tiny random model; it cannot be exported (drop --export-to).")
 
     config = load_config(args.config, args.set)
+    if args.dry_run:
+        config = dry_run_config(config, args.output_dir)
     training = config["training"]
     set_seed(training["seed"])
     model = build_model(config)
     train_dataset = build_datasets(config)
-    loss = GLAELoss(model, **config["loss"])
+    if args.dry_run:
+        train_dataset = cap_rows(train_dataset)
+    loss_settings = dict(config["loss"])
+    loss = LOSSES[loss_settings.pop("type", "glae")](model, **loss_settings)
     output_dir = Path(args.output_dir)
     training_args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
@@ -126,6 +158,10 @@ def main(argv: list[str] | None = None) -> None:
         seed=training["seed"],
         data_seed=training["seed"],
         bf16=training["bf16"],
+        use_cpu=training.get("use_cpu", False),
+        # The reconstruction term runs the bridge and decoder outside the DDP-wrapped forward: DDP's search for
+        # unused parameters would then mark the bridge ready twice and fail on the first multi-GPU step.
+        ddp_find_unused_parameters=False,
         dataloader_drop_last=True,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config["data"]["sampler"]),
@@ -144,8 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
+    from glae_st.model_card import write_model_card  # the curated Hub card replaces sentence-transformers' own
+
+    results_md = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
+    card_kwargs = {"results_md": results_md if results_md.is_file() else None}
+    write_model_card(model, final_dir, model_name=output_dir.name, **card_kwargs)
     if args.export_to:
         shutil.copytree(final_dir, args.export_to, dirs_exist_ok=True)
+        write_model_card(model, args.export_to, model_name=Path(args.export_to).name, **card_kwargs)
 
 
 if __name__ == "__main__":

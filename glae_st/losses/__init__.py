@@ -1,3 +1,4 @@
+from glae_st.losses.autoregembed import ConditionalAlignmentLoss
 from glae_st.losses.glae import GLAELoss
 
-__all__ = ["GLAELoss"]
+__all__ = ["ConditionalAlignmentLoss", "GLAELoss"]

@@ -11,6 +11,7 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from torch import Tensor, nn
 
 from glae_st.decoding import glae_module
+from glae_st.losses.weights import check_term_weights
 
 
 class GLAELoss(nn.Module):
@@ -78,11 +79,7 @@ class GLAELoss(nn.Module):
             raise ValueError(f"repulsion must be 'infonce' or 'tcr', got {repulsion!r}.")
         if schedule not in ("sum", "alternate"):
             raise ValueError(f"schedule must be 'sum' or 'alternate', got {schedule!r}.")
-        if repulsion_weight < 0 or reconstruction_weight < 0 or repulsion_weight + reconstruction_weight == 0:
-            raise ValueError(
-                "repulsion_weight and reconstruction_weight must be >= 0 and not both 0, got "
-                f"{repulsion_weight} and {reconstruction_weight}."
-            )
+        check_term_weights(repulsion_weight=repulsion_weight, reconstruction_weight=reconstruction_weight)
         self.model = model
         self.glae = glae_module(model)
         self.repulsion = repulsion
@@ -128,12 +125,7 @@ class GLAELoss(nn.Module):
 
     def reconstruction_loss(self, embeddings: Tensor, features: dict[str, Tensor]) -> Tensor:
         """L2: NLL of each text given its own embedding; the text ids are read back from the encode features."""
-        suffix_length = len(self.glae.encode_suffix_ids)
-        text_ids = [
-            ids[mask.bool()].tolist()[:-suffix_length]
-            for ids, mask in zip(features["input_ids"], features["attention_mask"])
-        ]
-        return self.glae.reconstruction_nll(embeddings, text_ids)
+        return self.glae.reconstruction_nll(embeddings, self.glae.text_token_ids(features))
 
     def get_config_dict(self) -> dict[str, Any]:
         return {

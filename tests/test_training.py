@@ -1,0 +1,82 @@
+"""training/train.py --dry-run: the glae-7b recipe's whole code path on a tiny random Llama, on a CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import glae_st
+from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
+from training.train import load_config, main
+
+REPO = Path(__file__).resolve().parent.parent
+GLAE_7B = REPO / "training" / "configs" / "glae-7b.yaml"
+
+
+def test_dry_run_shrinks_the_sizes_and_keeps_the_recipe(tmp_path: Path):
+    recipe = load_config(str(GLAE_7B), [])
+    dry = dry_run_config(recipe, tmp_path)
+
+    assert dry["backbone"] == str(tmp_path / BACKBONE_FOLDER) != recipe["backbone"]
+    assert dry["training"]["max_steps"] == MAX_STEPS
+    assert dry["training"]["save_steps"] == dry["training"]["eval_steps"] == 1
+    for section in ("lora", "loss", "data", "max_seq_length"):
+        assert dry[section] == recipe[section]
+    assert dry["training"]["gradient_checkpointing"] is True
+    assert dry["training"]["learning_rate"] == recipe["training"]["learning_rate"]
+    assert recipe["training"]["max_steps"] == 2000  # the config itself is left alone
+    with safe_open(str(tmp_path / BACKBONE_FOLDER / "model.safetensors"), "pt") as weights:
+        stored = weights.get_tensor(next(iter(weights.keys()))).dtype
+    assert stored == (torch.bfloat16 if dry["training"]["bf16"] else torch.float32)
+
+
+def test_dry_run_refuses_to_export(tmp_path: Path):
+    with pytest.raises(SystemExit):
+        main(["--config", str(GLAE_7B), "--output-dir", str(tmp_path), "--dry-run", "--export-to", str(tmp_path / "x")])
+
+
+def dry_run(output_dir: Path, *launcher: str) -> None:
+    """``training/train.py --config glae-7b.yaml --dry-run``, started by ``launcher`` (python, or torchrun)."""
+    result = subprocess.run(
+        [*launcher, "training/train.py", "--config", str(GLAE_7B), "--output-dir", str(output_dir), "--dry-run"],
+        check=False,  # the assertion below shows stderr
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("DRY RUN") == 1  # printed by the main process only
+    log = json.loads((output_dir / "final" / "training_log.json").read_text())
+    assert [entry["step"] for entry in log if "loss" in entry] == [1, 2]
+
+
+def test_glae_7b_dry_run_trains_saves_and_loads_back(tmp_path: Path):
+    output_dir = tmp_path / "dry"
+    dry_run(output_dir, sys.executable)
+
+    final = output_dir / "final"
+    for name in ("glae_config.json", "adapter/adapter_model.safetensors", "training_log.json", "training_curves.png"):
+        assert (final / name).is_file(), name
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    log = json.loads((final / "training_log.json").read_text())
+    assert any("eval_sts-dev_spearman_cosine" in entry for entry in log)
+    assert any("eval_held-out_decode_token_f1" in entry for entry in log)
+
+    model = glae_st.load_model(str(final))
+    assert json.loads((final / "glae_config.json").read_text())["backbone"] == str(output_dir / BACKBONE_FOLDER)
+    assert model.encode(["A cat sits on the mat."]).shape == (1, 64)
+
+
+def test_glae_7b_dry_run_under_torchrun_with_two_processes(tmp_path: Path):
+    """The multi-GPU launch, as DDP over gloo on two CPU processes: one backbone writer, synchronised gradients."""
+    dry_run(tmp_path / "ddp", sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    assert glae_st.load_model(str(tmp_path / "ddp" / "final")).encode(["Stocks fell."]).shape == (1, 64)
