@@ -268,7 +268,7 @@ class GLAEEmbedding(InputModule):
         """Add ``sentence_embedding``: the layer -2 state at the last real token (``<embedding>``) of each row."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         # gradient checkpointing recomputes layers without their key/value cache, the prefix's included
-        checkpointing = self.training and getattr(self.base_lm, "is_gradient_checkpointing", False)
+        checkpointing = self.training and _checkpointing(self.base_lm)
         if self.prefix_caching and not checkpointing:
             prefix = self._prefix_key_values()
             states = self.layer_minus_two_states(input_ids, attention_mask, prefix)
@@ -587,6 +587,13 @@ class GLAEEmbedding(InputModule):
             if "special_tokens.output_embeddings" in tensors:
                 output_rows = tensors["special_tokens.output_embeddings"].to(self.causal_lm.dtype)
                 self.base_lm.get_output_embeddings().weight[ids] = output_rows
+
+
+def _checkpointing(model: nn.Module) -> bool:
+    """Whether gradient (activation) checkpointing is on, under the attribute name of the installed transformers."""
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return bool(model.is_activation_checkpointing)
+    return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
 def validate_texts(inputs: Any) -> list[str]:

@@ -119,3 +119,13 @@ def test_single_texts_and_one_pair_train_compression_only(compress_model):
     torch.testing.assert_close(one_pair, expected)
     with pytest.raises(ValueError, match="beta and temperature must be positive"):
         ConditionalAlignmentLoss(compress_model, temperature=0)
+
+
+def test_the_model_card_names_the_compress_token_module(compress_model, tmp_path):
+    from glae_st.model_card import write_model_card
+
+    compress_model.save(str(tmp_path / "autoregembed"))
+    card = write_model_card(str(tmp_path / "autoregembed")).read_text()
+    assert "`glae_st.compress_tokens.CompressTokenEmbedding`" in card
+    assert "'num_compress_tokens': 3" in card
+    assert "as sensitive as the text" in card
