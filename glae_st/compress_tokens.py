@@ -9,7 +9,7 @@ import torch
 
 from glae_st import prompts
 from glae_st.backbone import SMOLLM2_BACKBONE
-from glae_st.module import GLAEEmbedding
+from glae_st.module import GLAEEmbedding, check_positive_int, padded_positions
 
 
 class CompressTokenEmbedding(GLAEEmbedding):
@@ -51,8 +51,7 @@ class CompressTokenEmbedding(GLAEEmbedding):
         long_text: Literal["truncate"] = "truncate",
         **kwargs: Any,
     ) -> None:
-        if not isinstance(num_compress_tokens, int) or isinstance(num_compress_tokens, bool) or num_compress_tokens < 1:
-            raise ValueError(f"num_compress_tokens must be a positive integer, got {num_compress_tokens!r}.")
+        check_positive_int("num_compress_tokens", num_compress_tokens)
         if long_text != "truncate":
             raise ValueError(
                 f"CompressTokenEmbedding supports long_text='truncate' only, got {long_text!r}: the iterative "
@@ -69,13 +68,12 @@ class CompressTokenEmbedding(GLAEEmbedding):
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         prefix_ids = torch.tensor(self.encode_prefix_ids, device=input_ids.device).expand(len(input_ids), -1)
         attention_mask = torch.cat([torch.ones_like(prefix_ids), attention_mask], dim=1)
-        position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        position_ids, last = padded_positions(attention_mask)
         hidden = self.decoder(
             input_ids=torch.cat([prefix_ids, input_ids], dim=1),
             attention_mask=attention_mask,
             position_ids=position_ids,
         ).last_hidden_state
-        last = (attention_mask * torch.arange(attention_mask.shape[1], device=input_ids.device)).argmax(dim=1)
         positions = last[:, None] - torch.arange(self.num_compress_tokens - 1, -1, -1, device=input_ids.device)
         rows = torch.arange(len(input_ids), device=input_ids.device)[:, None]
         features["sentence_embedding"] = hidden[rows, positions].mean(dim=1)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from glae_st import prompts
 from glae_st.decoding import glae_module
-from glae_st.module import GLAEEmbedding, validate_texts
+from glae_st.module import GLAEEmbedding, check_positive_int, validate_texts
 
 
 @dataclass
@@ -99,9 +99,8 @@ def generate_long(
     """
     module = glae_module(model)
     texts = validate_texts(texts)
-    for name, value in (("max_new_tokens", max_new_tokens), ("window", window)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_positive_int("max_new_tokens", max_new_tokens)
+    check_positive_int("window", window)
     chunk = module.max_seq_length
     limit = window + chunk
     prompt_tokens = len(module.decode_prefix_ids) + 1 + len(module.decode_suffix_ids)

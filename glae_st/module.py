@@ -120,8 +120,7 @@ class GLAEEmbedding(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"max_seq_length (the chunk size) must be a positive integer, got {value!r}.")
+        check_positive_int("max_seq_length (the chunk size)", value)
         if value > self.max_text_tokens:
             raise ValueError(
                 f"max_seq_length={value} does not fit the backbone's context of "
@@ -354,7 +353,7 @@ class GLAEEmbedding(InputModule):
         decoder = self.decoder
         if inputs_embeds is None:
             inputs_embeds = decoder.embed_tokens(input_ids)
-        batch_size, length = attention_mask.shape
+        batch_size = attention_mask.shape[0]
         cache = None
         past_length = 0
         if prefix is not None:
@@ -363,9 +362,7 @@ class GLAEEmbedding(InputModule):
                 cache.update(keys.expand(batch_size, -1, -1, -1), values.expand(batch_size, -1, -1, -1), layer_index)
             past_length = prefix[0][0].shape[2]
             attention_mask = torch.cat([attention_mask.new_ones(batch_size, past_length), attention_mask], dim=1)
-        mask = attention_mask[:, past_length:]
-        position_ids = (past_length + mask.cumsum(dim=1) - 1).clamp(min=past_length)
-        last_positions = (mask * torch.arange(length, device=mask.device)).argmax(dim=1)
+        position_ids, last_positions = padded_positions(attention_mask[:, past_length:], offset=past_length)
         return self._run_layers(inputs_embeds, attention_mask, position_ids, cache, last_positions)
 
     def _run_layers(
@@ -594,6 +591,20 @@ def _checkpointing(model: nn.Module) -> bool:
     if hasattr(type(model), "is_activation_checkpointing"):
         return bool(model.is_activation_checkpointing)
     return bool(getattr(model, "is_gradient_checkpointing", False))
+
+
+def padded_positions(attention_mask: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Position ids that skip padding (on either side, or inside a row) and start at ``offset``, and the index of
+    each row's last real token."""
+    position_ids = (offset + attention_mask.cumsum(dim=1) - 1).clamp(min=offset)
+    arange = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return position_ids, (attention_mask * arange).argmax(dim=1)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive int (booleans are refused)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def validate_texts(inputs: Any) -> list[str]:
