@@ -129,3 +129,13 @@ def test_the_model_card_names_the_compress_token_module(compress_model, tmp_path
     assert "`glae_st.compress_tokens.CompressTokenEmbedding`" in card
     assert "'num_compress_tokens': 3" in card
     assert "as sensitive as the text" in card
+
+
+def test_bad_loss_settings_are_refused(compress_model):
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="num_negatives must be a positive integer"):
+            ConditionalAlignmentLoss(compress_model, num_negatives=bad)
+    with pytest.raises(ValueError, match="alignment_weight and compression_weight must be >= 0 and not all 0"):
+        ConditionalAlignmentLoss(compress_model, alignment_weight=0.0, compression_weight=0.0)
+    with pytest.raises(ValueError, match="alignment_weight and compression_weight must be >= 0"):
+        ConditionalAlignmentLoss(compress_model, alignment_weight=-1.0)

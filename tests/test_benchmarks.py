@@ -390,3 +390,10 @@ def test_long_text_tables_render(tmp_path: Path):
     assert "| truncate | 64 | 3.000 | 20.1 |" in table
     long_text.plot_memory(summary["memory"], tmp_path / "memory.png")
     assert (tmp_path / "memory.png").stat().st_size > 0
+
+
+def test_long_text_refuses_a_window_not_shorter_than_the_prefix():
+    from benchmarks import long_text
+
+    with pytest.raises(ValueError, match=r"--window \(256\) must be shorter than --prefix \(256\)"):
+        long_text.main(["--window", "256", "--prefix", "256"])

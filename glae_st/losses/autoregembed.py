@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from glae_st.decoding import glae_module
 from glae_st.losses.weights import check_term_weights
+from glae_st.module import check_positive_int
 
 
 class ConditionalAlignmentLoss(nn.Module):
@@ -82,8 +83,7 @@ class ConditionalAlignmentLoss(nn.Module):
         super().__init__()
         if beta <= 0 or temperature <= 0:
             raise ValueError(f"beta and temperature must be positive, got {beta} and {temperature}.")
-        if not isinstance(num_negatives, int) or num_negatives < 1:
-            raise ValueError(f"num_negatives must be a positive integer, got {num_negatives!r}.")
+        check_positive_int("num_negatives", num_negatives)
         check_term_weights(alignment_weight=alignment_weight, compression_weight=compression_weight)
         self.model = model
         self.glae = glae_module(model)
