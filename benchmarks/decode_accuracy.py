@@ -13,12 +13,14 @@ Examples (from the repository root)::
     python benchmarks/decode_accuracy.py                       # GLAE default and untrained GLAE, 100 texts per bucket
     python benchmarks/decode_accuracy.py --limit 10 --noise 0 0.1 0.3
     python benchmarks/decode_accuracy.py --models runs/smollm2-default/final glae
+    python benchmarks/decode_accuracy.py --models glae --reuse benchmarks/results/decode/decode_accuracy.json
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -262,6 +264,26 @@ def format_table(systems: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def reusable_systems(
+    path: Path, config: dict[str, Any], exclude: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The results and encoder settings of an earlier run's systems that this run did not compute, after checking
+    the earlier run decoded the same texts under the same settings."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"--reuse {path}: cannot read it as a decode_accuracy.json ({exc}).") from exc
+    for key in ("texts_per_bucket", "buckets", "noise", "max_new_tokens", "seed"):
+        if earlier.get("config", {}).get(key) != config[key]:
+            raise SystemExit(
+                f"--reuse {path}: its {key} is {earlier.get('config', {}).get(key)!r}, this run's is {config[key]!r}; "
+                "only results on the same texts and settings can sit in one table. Run those systems again instead."
+            )
+    reused = {name: result for name, result in earlier["systems"].items() if name not in exclude}
+    encoders = earlier["config"].get("encoders", {})
+    return reused, {name: encoders[name] for name in reused if name in encoders}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -275,6 +297,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="An earlier decode_accuracy.json: keep its systems that --models does not name (its texts and settings "
+        "must be this run's).",
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -298,20 +326,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         autoencoder = glae_autoencoder(model, display_name(name), args.batch_size)
         encoders[autoencoder.name] = {"max_seq_length": model[0].max_seq_length, "long_text": model[0].long_text}
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)
-    summary = {
-        "command": command_line(__file__, argv),
-        "config": {
-            "models": args.models,
-            "encoders": encoders,
-            "texts_per_bucket": per_bucket,
-            "buckets": {str(bucket): sum(text.bucket == bucket for text in texts) for bucket in BUCKETS},
-            "noise": args.noise,
-            "max_new_tokens": args.max_new_tokens,
-            "seed": args.seed,
-        },
-        "systems": systems,
-        "machine": machine_info(),
+    config = {
+        "models": args.models,
+        "encoders": encoders,
+        "texts_per_bucket": per_bucket,
+        "buckets": {str(bucket): sum(text.bucket == bucket for text in texts) for bucket in BUCKETS},
+        "noise": args.noise,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
     }
+    if args.reuse is not None:
+        reused, reused_encoders = reusable_systems(args.reuse, config, exclude=systems)
+        systems.update(reused)
+        encoders.update(reused_encoders)
+        config["reused"] = {"from": str(args.reuse), "systems": list(reused)}
+    summary = {"command": command_line(__file__, argv), "config": config, "systems": systems, "machine": machine_info()}
     write_json(output_dir / "decode_accuracy.json", summary)
     plot(systems, output_dir / "decode_accuracy.png")
     print(format_table(systems))

@@ -117,6 +117,11 @@ def render_report(results: Path, report: Path) -> str:
                 )
                 + "."
             )
+        if config.get("reused"):
+            description += (
+                f" The rows of {', '.join(config['reused']['systems'])} come from an earlier run on the same texts "
+                f"with the same settings (`{config['reused']['from']}`, as it was then)."
+            )
         sections += [
             description,
             decode_accuracy.format_table(decode["systems"]),

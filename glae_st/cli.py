@@ -24,9 +24,8 @@ def read_texts(texts: Sequence[str], file: str | None) -> list[str]:
     if texts and file:
         raise SystemExit("glae encode: give texts as arguments or --file, not both.")
     if file:
-        handle = sys.stdin if file == "-" else open(file, encoding="utf-8")
-        with handle:
-            texts = [line.rstrip("\n") for line in handle if line.strip()]
+        lines = sys.stdin.readlines() if file == "-" else Path(file).read_text(encoding="utf-8").splitlines()
+        texts = [line.rstrip("\n") for line in lines if line.strip()]
     if not texts:
         raise SystemExit("glae encode: no texts given; pass them as arguments, or --file PATH (or - for stdin).")
     return list(texts)

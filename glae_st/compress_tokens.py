@@ -3,7 +3,7 @@ states."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -40,7 +40,7 @@ class CompressTokenEmbedding(GLAEEmbedding):
         embeddings = model.encode(["A cat sits on the mat."])   # (1, 576), mean of 5 last-layer states
     """
 
-    config_keys = [*GLAEEmbedding.config_keys, "num_compress_tokens"]
+    config_keys: ClassVar[list[str]] = [*GLAEEmbedding.config_keys, "num_compress_tokens"]
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from safetensors import SafetensorError
@@ -69,7 +69,7 @@ class GLAEEmbedding(InputModule):
     """
 
     config_file_name = "glae_config.json"
-    config_keys = ["backbone", "max_seq_length", "padding_side", "long_text"]
+    config_keys: ClassVar[list[str]] = ["backbone", "max_seq_length", "padding_side", "long_text"]
     save_in_root = True
 
     def __init__(
@@ -428,7 +428,26 @@ class GLAEEmbedding(InputModule):
     def train(self, mode: bool = True) -> GLAEEmbedding:
         if mode:
             self._stored_prefix = None  # weights may change: a prefix cache never outlives training
-        return super().train(mode)
+        super().train(mode)
+        self._fold_lora(not mode)
+        return self
+
+    def _fold_lora(self, fold: bool) -> None:
+        """Fold the LoRA adapter into the backbone's weights at inference and unfold it for training.
+
+        Folded (peft ``merge_adapter``), a LoRA layer runs one matmul instead of three, so encoding and decoding cost
+        what the bare backbone costs; the adapter's own weights stay, so ``save`` and training are unchanged. Only
+        float32 backbones fold: in bf16 or fp16 the fold would round small adapter updates away.
+        """
+        if not hasattr(self.causal_lm, "peft_config") or self.base_lm.dtype != torch.float32:
+            return
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        folded = any(layer.merged for layer in self.causal_lm.modules() if isinstance(layer, BaseTunerLayer))
+        if fold and not folded:
+            self.causal_lm.merge_adapter()
+        elif folded and not fold:
+            self.causal_lm.unmerge_adapter()
 
     @property
     def device(self) -> torch.device:

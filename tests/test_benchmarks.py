@@ -138,6 +138,23 @@ def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(
     assert table.count("| tiny | 0.5 |") == len(systems["tiny"]["0.5"]["buckets"]) + 1
 
 
+def test_decode_reuse_keeps_other_systems_only_for_the_same_texts_and_settings(tmp_path: Path):
+    config = {"texts_per_bucket": 100, "buckets": {"8": 24}, "noise": [0.0], "max_new_tokens": None, "seed": 0}
+    earlier = tmp_path / "decode_accuracy.json"
+    encoders = {"glae": {"max_seq_length": 64}, "glae-untrained": {"max_seq_length": 32}}
+    systems = {"glae": "old", "glae-untrained": "kept"}
+    earlier.write_text(json.dumps({"config": {**config, "encoders": encoders}, "systems": systems}))
+    assert decode_accuracy.reusable_systems(earlier, config, exclude={"glae": "new"}) == (
+        {"glae-untrained": "kept"},
+        {"glae-untrained": {"max_seq_length": 32}},
+    )
+    with pytest.raises(SystemExit, match="seed is 0, this run's is 1"):
+        decode_accuracy.reusable_systems(earlier, {**config, "seed": 1}, exclude={})
+    earlier.write_text("not json")
+    with pytest.raises(SystemExit, match="cannot read it"):
+        decode_accuracy.reusable_systems(earlier, config, exclude={})
+
+
 # ---------------------------------------------------------------------------------------------------- offline tasks
 class FixedEncoder(AbsEncoder):
     """An mteb encoder that returns a given vector per text."""
@@ -337,6 +354,7 @@ def test_report_renders_every_section(tmp_path: Path):
                 "texts_per_bucket": 8,
                 "buckets": {"8": 1},
                 "encoders": {"glae": {"max_seq_length": 64, "long_text": "truncate"}},
+                "reused": {"from": "old/decode_accuracy.json", "systems": ["glae"]},
             },
             "systems": {"glae": {"0.0": {"buckets": {"8": metrics}, "overall": metrics, "examples": {}}}},
             "machine": machine,
@@ -352,6 +370,7 @@ def test_report_renders_every_section(tmp_path: Path):
         "Tokens read per text (longer texts are truncated, or read in chunks if iterative): glae: 64 (truncate)."
         in report
     )
+    assert "The rows of glae come from an earlier run on the same texts" in report
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
     assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report

@@ -106,17 +106,42 @@ def test_save_load_round_trip_is_bit_identical(tiny_model, saved_model_dir: Path
         np.testing.assert_array_equal(loaded.encode(TEXTS), before)
 
 
-def test_lora_adapter_saves_and_loads_with_the_model(tiny_model, tmp_path: Path):
-    module = tiny_model[0]
+def add_random_lora(module: GLAEEmbedding) -> None:
+    """Add LoRA and give it non-zero updates (peft starts lora_B and the token deltas at zero)."""
     module.add_lora()
     with torch.no_grad():
         for name, parameter in module.causal_lm.named_parameters():
             if "lora_B" in name or "trainable_tokens_delta" in name:
                 parameter.normal_(std=0.05)
+
+
+def test_lora_adapter_saves_and_loads_with_the_model(tiny_model, tmp_path: Path):
+    module = tiny_model[0]
+    add_random_lora(module)
     before = tiny_model.encode(TEXTS)
     tiny_model.save(str(tmp_path / "with-adapter"))
     assert (tmp_path / "with-adapter" / "adapter" / "adapter_config.json").is_file()
     np.testing.assert_array_equal(glae_st.load_model(str(tmp_path / "with-adapter")).encode(TEXTS), before)
+
+
+def test_lora_folds_into_the_backbone_at_inference_and_unfolds_for_training(tiny_model):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    module = tiny_model[0]
+    add_random_lora(module)
+    lora_layers = [layer for layer in module.causal_lm.modules() if isinstance(layer, BaseTunerLayer)]
+    base_weights = [layer.get_base_layer().weight.detach().clone() for layer in lora_layers]
+    tiny_model.train()
+    with torch.no_grad():
+        unfolded = tiny_model(tiny_model.preprocess(TEXTS))["sentence_embedding"]
+    assert not any(layer.merged for layer in lora_layers)
+    folded = tiny_model.encode(TEXTS, convert_to_tensor=True)  # encode() switches to eval mode
+    assert all(layer.merged for layer in lora_layers)
+    torch.testing.assert_close(folded, unfolded, rtol=1e-4, atol=1e-5)
+    tiny_model.train()  # unfolding gives training the backbone's own weights back
+    assert not any(layer.merged for layer in lora_layers)
+    for layer, weight in zip(lora_layers, base_weights, strict=True):
+        torch.testing.assert_close(layer.get_base_layer().weight, weight, rtol=0, atol=1e-6)
 
 
 def test_sentence_transformers_options_work(tiny_model):
