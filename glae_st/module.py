@@ -395,8 +395,10 @@ class GLAEEmbedding(InputModule):
         }
         layers = decoder.layers[: decoder.config.num_hidden_layers - 1]
         full_layers = layers if gather_positions is None else layers[:-1]
-        for layer in full_layers:
+        for index, layer in enumerate(full_layers):
             hidden = layer(hidden, **layer_kwargs)
+            if gather_positions is not None and cache is not None:
+                cache.layers[index].reset()  # the text's keys/values are never read again: hold one layer's at a time
         if gather_positions is None:
             return hidden
         rows = torch.arange(hidden.shape[0], device=hidden.device)
