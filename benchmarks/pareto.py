@@ -1,9 +1,11 @@
-"""Plot STS-B dev Spearman against held-out decode token F1 for the loss-weight sweep (training/sweep.sh).
+"""Plot STS-B dev Spearman against held-out decode token F1 for the training runs of the default.
 
     bash training/sweep.sh && python benchmarks/pareto.py
 
-Reads the trainer log histories in ``training/logs`` (the default's own run and each sweep run) and writes
-``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
+Reads the trainer log histories in ``training/logs``: the first 160-step default, each 40-step sweep run from it,
+every evaluation of the 400-step continuation (``smollm2-long``, drawn as a path) and the 40-step repulsion-weighted
+finish that became the shipped default (``smollm2-long-w2-0.1``). Writes ``benchmarks/results/pareto.json`` and
+``benchmarks/results/pareto.png``.
 """
 
 from __future__ import annotations
@@ -22,27 +24,38 @@ LOGS = ROOT / "training" / "logs"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def last_evaluation(log_path: Path) -> dict[str, float]:
-    """The last ``eval_*`` entry of a trainer log history: STS-B dev Spearman and decode token F1."""
+def evaluations(log_path: Path) -> list[dict[str, float]]:
+    """The ``eval_*`` entries of a trainer log history: step, STS-B dev Spearman x100 and decode token F1."""
     entries = [e for e in json.loads(log_path.read_text()) if "eval_sts-dev_spearman_cosine" in e]
     if not entries:
         raise ValueError(f"{log_path} has no evaluation entry.")
-    last = entries[-1]
-    return {
-        "step": last["step"],
-        "sts_dev_spearman": 100 * last["eval_sts-dev_spearman_cosine"],
-        "decode_token_f1": last["eval_held-out_decode_token_f1"],
-    }
+    return [
+        {
+            "step": entry["step"],
+            "sts_dev_spearman": 100 * entry["eval_sts-dev_spearman_cosine"],
+            "decode_token_f1": entry["eval_held-out_decode_token_f1"],
+        }
+        for entry in entries
+    ]
 
 
 def main() -> None:
-    points = {"default (160 steps, w1=1, w2=1)": last_evaluation(LOGS / "smollm2-default.training_log.json")}
+    points = {"first default (160 steps, w1=1, w2=1)": evaluations(LOGS / "smollm2-default.training_log.json")[-1]}
     for log_path in sorted(LOGS.glob("sweep_*.training_log.json")):
         name = log_path.name.removeprefix("sweep_").removesuffix(".training_log.json")
-        points[f"default + 40 steps, {name}"] = last_evaluation(log_path)
+        points[f"first + 40 steps, {name}"] = evaluations(log_path)[-1]
+    continuation = {
+        f"first + {point['step']} steps, lr 5e-4": point
+        for point in evaluations(LOGS / "smollm2-long.training_log.json")
+    }
+    points.update(continuation)
+    shipped = evaluations(LOGS / "smollm2-long-w2-0.1.training_log.json")[-1]
+    points["first + 400 + 40 steps, w1-1.0_w2-0.1 (shipped)"] = shipped
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
-    figure, axis = plt.subplots(figsize=(6, 4.5))
+    figure, axis = plt.subplots(figsize=(7, 5))
+    path = [points["first default (160 steps, w1=1, w2=1)"], *continuation.values(), shipped]
+    axis.plot([p["decode_token_f1"] for p in path], [p["sts_dev_spearman"] for p in path], color="0.7", zorder=0)
     for name, point in points.items():
         axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)
         axis.annotate(
@@ -52,6 +65,7 @@ def main() -> None:
             xytext=(4, 3),
             textcoords="offset points",
         )
+    axis.margins(x=0.25)
     axis.set_xlabel("held-out decode token F1 (16 Lee news sentences)")
     axis.set_ylabel("STS-B dev Spearman x100 (300 pairs)")
     axis.set_title("GLAE SmolLM2-135M: similarity vs reconstruction")
@@ -59,7 +73,7 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(RESULTS / "pareto.png", dpi=120)
     for name, point in points.items():
-        print(f"{name:45s} STS-B dev {point['sts_dev_spearman']:.1f}  token F1 {point['decode_token_f1']:.3f}")
+        print(f"{name:50s} STS-B dev {point['sts_dev_spearman']:.1f}  token F1 {point['decode_token_f1']:.3f}")
 
 
 if __name__ == "__main__":

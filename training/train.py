@@ -59,6 +59,24 @@ LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
 """``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss."""
 
 
+def earlier_stages(init_from: str) -> list[str]:
+    """The training history of the model a run continues (for its card): that model's own earlier stages, then one
+    line for the run that made it, read from its ``training_config.json`` and ``training_log.json``."""
+    folder = Path(init_from)
+    if not (folder / "training_config.json").is_file():
+        return [f"`{init_from}`, a saved model without a training config"]
+    earlier = json.loads((folder / "training_config.json").read_text())
+    log_path = folder / "training_log.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else []
+    steps = max((entry["step"] for entry in log if "step" in entry), default=earlier["training"]["max_steps"])
+    start = f"`{earlier['init_from']}`" if earlier.get("init_from") else f"the backbone `{earlier['backbone']}`"
+    stage = (
+        f"{steps} steps from {start}, learning rate {earlier['training']['learning_rate']}, "
+        f"loss {json.dumps(earlier.get('loss', {}))}"
+    )
+    return [*earlier.get("earlier_stages", []), stage]
+
+
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
     if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
         model = load_model(config["init_from"])
@@ -178,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     final_dir = output_dir / "final"
     model.save(str(final_dir))
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    if config.get("init_from"):
+        config = {**config, "earlier_stages": earlier_stages(config["init_from"])}
     (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
     from glae_st.model_card import write_model_card  # the curated Hub card replaces sentence-transformers' own
