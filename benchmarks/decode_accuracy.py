@@ -273,14 +273,15 @@ def reusable_systems(
         earlier = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"--reuse {path}: cannot read it as a decode_accuracy.json ({exc}).") from exc
+    earlier_config = earlier.get("config", {})
     for key in ("texts_per_bucket", "buckets", "noise", "max_new_tokens", "seed"):
-        if earlier.get("config", {}).get(key) != config[key]:
+        if earlier_config.get(key) != config[key]:
             raise SystemExit(
-                f"--reuse {path}: its {key} is {earlier.get('config', {}).get(key)!r}, this run's is {config[key]!r}; "
+                f"--reuse {path}: its {key} is {earlier_config.get(key)!r}, this run's is {config[key]!r}; "
                 "only results on the same texts and settings can sit in one table. Run those systems again instead."
             )
     reused = {name: result for name, result in earlier["systems"].items() if name not in exclude}
-    encoders = earlier["config"].get("encoders", {})
+    encoders = earlier_config.get("encoders", {})
     return reused, {name: encoders[name] for name in reused if name in encoders}
 
 

@@ -40,7 +40,8 @@ def evaluations(log_path: Path) -> list[dict[str, float]]:
 
 
 def main() -> None:
-    points = {"first default (160 steps, w1=1, w2=1)": evaluations(LOGS / "smollm2-default.training_log.json")[-1]}
+    first = evaluations(LOGS / "smollm2-default.training_log.json")[-1]
+    points = {"first default (160 steps, w1=1, w2=1)": first}
     for log_path in sorted(LOGS.glob("sweep_*.training_log.json")):
         name = log_path.name.removeprefix("sweep_").removesuffix(".training_log.json")
         points[f"first + 40 steps, {name}"] = evaluations(log_path)[-1]
@@ -54,7 +55,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
     figure, axis = plt.subplots(figsize=(7, 5))
-    path = [points["first default (160 steps, w1=1, w2=1)"], *continuation.values(), shipped]
+    path = [first, *continuation.values(), shipped]
     axis.plot([p["decode_token_f1"] for p in path], [p["sts_dev_spearman"] for p in path], color="0.7", zorder=0)
     for name, point in points.items():
         axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)

@@ -360,6 +360,11 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
     )
 
 
+def trained_steps(log: list[dict[str, Any]]) -> int | None:
+    """The last optimiser step recorded in a trainer's log history (None for an empty history)."""
+    return max((entry["step"] for entry in log if "step" in entry), default=None)
+
+
 def _describe_training(config: dict[str, Any] | None, log: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     """What the card says about a training run, from its config and (if saved) its log history."""
     if config is None:
@@ -370,7 +375,7 @@ def _describe_training(config: dict[str, Any] | None, log: list[dict[str, Any]] 
     return {
         "init_from": config.get("init_from"),
         "earlier_stages": config.get("earlier_stages", []),
-        "steps": max((entry["step"] for entry in log or [] if "step" in entry), default=None),
+        "steps": trained_steps(log or []),
         "data_table": make_markdown_table(_training_data_rows(data)),
         "sampler": data.get("sampler"),
         "loss_json": json.dumps(config.get("loss", {}), indent=4),

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, load_model
 from glae_st.evaluation import DecodeFidelityEvaluator
 from glae_st.losses import ConditionalAlignmentLoss, GLAELoss
+from glae_st.model_card import trained_steps, write_model_card
 from training import data
 from training.dry_run import cap_rows, dry_run_config
 from training.plots import plot_training_curves
@@ -68,7 +69,7 @@ def earlier_stages(init_from: str) -> list[str]:
     earlier = json.loads((folder / "training_config.json").read_text())
     log_path = folder / "training_log.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else []
-    steps = max((entry["step"] for entry in log if "step" in entry), default=earlier["training"]["max_steps"])
+    steps = trained_steps(log) or earlier["training"]["max_steps"]
     start = f"`{earlier['init_from']}`" if earlier.get("init_from") else f"the backbone `{earlier['backbone']}`"
     stage = (
         f"{steps} steps from {start}, learning rate {earlier['training']['learning_rate']}, "
@@ -200,10 +201,10 @@ def main(argv: list[str] | None = None) -> None:
         config = {**config, "earlier_stages": earlier_stages(config["init_from"])}
     (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
-    from glae_st.model_card import write_model_card  # the curated Hub card replaces sentence-transformers' own
 
     results_md = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
     card_kwargs = {"results_md": results_md if results_md.is_file() else None}
+    # the curated Hub card replaces sentence-transformers' own
     write_model_card(model, final_dir, model_name=output_dir.name, **card_kwargs)
     if args.export_to:
         shutil.copytree(final_dir, args.export_to, dirs_exist_ok=True)
