@@ -3,9 +3,11 @@
     bash training/sweep.sh && python benchmarks/pareto.py
 
 Reads the trainer log histories in ``training/logs``: the first 160-step default, each 40-step sweep run from it,
-every evaluation of the 400-step continuation (``smollm2-long``, drawn as a path) and the 40-step repulsion-weighted
-finish that became the shipped default (``smollm2-long-w2-0.1``). Writes ``benchmarks/results/pareto.json`` and
-``benchmarks/results/pareto.png``.
+every evaluation of the 400-step continuation (``smollm2-long``) and of its 40-step repulsion-weighted finish
+(``smollm2-long-w2-0.1``, the 600-step model), then every evaluation of the 360-step reconstruction stage on
+Wikipedia sentences that continued it (``smollm2-recon``) and of that stage's repulsion-weighted finish
+(``smollm2-recon-w2-0.1``, the shipped default). The two continuations are drawn as paths. Writes
+``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 """
 
 from __future__ import annotations
@@ -49,14 +51,26 @@ def main() -> None:
         f"first + {point['step']} steps, lr 5e-4": point
         for point in evaluations(LOGS / "smollm2-long.training_log.json")
     }
+    model_600 = evaluations(LOGS / "smollm2-long-w2-0.1.training_log.json")[-1]
+    reconstruction = {
+        f"600 + {point['step']} steps on Wikipedia, w1=0.1": point
+        for point in evaluations(LOGS / "smollm2-recon.training_log.json")
+    }
+    finish = {
+        f"600 + 360 + {point['step']} steps, w1-1.0_w2-0.1": point
+        for point in evaluations(LOGS / "smollm2-recon-w2-0.1.training_log.json")
+    }
+    last_name, shipped = finish.popitem()
+    finish[f"{last_name} (shipped)"] = shipped
     points.update(continuation)
-    shipped = evaluations(LOGS / "smollm2-long-w2-0.1.training_log.json")[-1]
-    points["first + 400 + 40 steps, w1-1.0_w2-0.1 (shipped)"] = shipped
+    points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600
+    points.update(reconstruction)
+    points.update(finish)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
-    figure, axis = plt.subplots(figsize=(7, 5))
-    path = [first, *continuation.values(), shipped]
-    axis.plot([p["decode_token_f1"] for p in path], [p["sts_dev_spearman"] for p in path], color="0.7", zorder=0)
+    figure, axis = plt.subplots(figsize=(8, 6))
+    for path in ([first, *continuation.values(), model_600], [model_600, *reconstruction.values(), *finish.values()]):
+        axis.plot([p["decode_token_f1"] for p in path], [p["sts_dev_spearman"] for p in path], color="0.7", zorder=0)
     for name, point in points.items():
         axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)
         axis.annotate(

