@@ -41,25 +41,21 @@ def evaluations(log_path: Path) -> list[dict[str, float]]:
     ]
 
 
+def path(log_name: str, label: str) -> dict[str, dict[str, float]]:
+    """Every evaluation of one run, keyed by ``label`` with ``{step}`` filled in from the evaluation."""
+    return {label.format(step=point["step"]): point for point in evaluations(LOGS / log_name)}
+
+
 def main() -> None:
     first = evaluations(LOGS / "smollm2-default.training_log.json")[-1]
     points = {"first default (160 steps, w1=1, w2=1)": first}
     for log_path in sorted(LOGS.glob("sweep_*.training_log.json")):
         name = log_path.name.removeprefix("sweep_").removesuffix(".training_log.json")
         points[f"first + 40 steps, {name}"] = evaluations(log_path)[-1]
-    continuation = {
-        f"first + {point['step']} steps, lr 5e-4": point
-        for point in evaluations(LOGS / "smollm2-long.training_log.json")
-    }
+    continuation = path("smollm2-long.training_log.json", "first + {step} steps, lr 5e-4")
     model_600 = evaluations(LOGS / "smollm2-long-w2-0.1.training_log.json")[-1]
-    reconstruction = {
-        f"600 + {point['step']} steps on Wikipedia, w1=0.1": point
-        for point in evaluations(LOGS / "smollm2-recon.training_log.json")
-    }
-    finish = {
-        f"600 + 360 + {point['step']} steps, w1-1.0_w2-0.1": point
-        for point in evaluations(LOGS / "smollm2-recon-w2-0.1.training_log.json")
-    }
+    reconstruction = path("smollm2-recon.training_log.json", "600 + {step} steps on Wikipedia, w1=0.1")
+    finish = path("smollm2-recon-w2-0.1.training_log.json", "600 + 360 + {step} steps, w1-1.0_w2-0.1")
     last_name, shipped = finish.popitem()
     finish[f"{last_name} (shipped)"] = shipped
     points.update(continuation)
@@ -69,8 +65,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
     figure, axis = plt.subplots(figsize=(8, 6))
-    for path in ([first, *continuation.values(), model_600], [model_600, *reconstruction.values(), *finish.values()]):
-        axis.plot([p["decode_token_f1"] for p in path], [p["sts_dev_spearman"] for p in path], color="0.7", zorder=0)
+    for line in ([first, *continuation.values(), model_600], [model_600, *reconstruction.values(), *finish.values()]):
+        axis.plot([p["decode_token_f1"] for p in line], [p["sts_dev_spearman"] for p in line], color="0.7", zorder=0)
     for name, point in points.items():
         axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)
         axis.annotate(
