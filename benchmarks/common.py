@@ -48,8 +48,14 @@ def load_glae(name_or_path: str, device: str | None = None) -> SentenceTransform
 
 
 def display_name(name_or_path: str) -> str:
-    """A short label for a model name or folder in tables and plots."""
-    return Path(name_or_path).name if os.sep in name_or_path else name_or_path
+    """A short label for a model name or folder in tables and plots: the folder's name, with its run's name in front
+    for a training run's ``final`` or ``checkpoint-*`` folder (``runs/brown/final`` -> ``brown/final``)."""
+    if os.sep not in name_or_path:
+        return name_or_path
+    folder = Path(name_or_path)
+    if folder.name == "final" or folder.name.startswith("checkpoint-"):
+        return f"{folder.parent.name}/{folder.name}"
+    return folder.name
 
 
 def smollm2_folder() -> Path:

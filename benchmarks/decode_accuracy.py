@@ -64,6 +64,8 @@ DEFAULT_TEXTS_PER_BUCKET = 100
 DEFAULT_MODELS = [GLAE, GLAE_UNTRAINED]
 """Scored when ``--models`` is not given: the trained default and the same model before training."""
 EXAMPLES_PER_BUCKET = 3
+SHORT_TEXT_TOKENS = 32
+"""Texts of at most this many tokens are also scored together (``"short"``): the first fidelity bar is set on them."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,14 @@ class Autoencoder:
     vectors_per_text: int = 1
 
 
-def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16) -> Autoencoder:
-    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding)."""
+def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16, num_beams: int = 1) -> Autoencoder:
+    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding, or beam
+    search with ``num_beams`` > 1)."""
 
     def decode(embeddings: np.ndarray, max_new_tokens: int) -> list[str]:
-        return glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return glae_st.decode(
+            model, embeddings, max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size
+        )
 
     return Autoencoder(
         name=name, encode=partial(model.encode, batch_size=batch_size, show_progress_bar=True), decode=decode
@@ -179,8 +184,9 @@ def evaluate(
         seed: Seed of the noise.
 
     Returns:
-        ``{str(sigma): {"buckets": {bound: metrics}, "overall": metrics, "examples": {bound: [...]}}}``; bucket
-        metrics include ``tokens_per_vector``, the compression ratio.
+        ``{str(sigma): {"buckets": {bound: metrics}, "short": metrics, "overall": metrics, "examples": {bound:
+        [...]}}}``, where ``"short"`` scores all texts of at most :data:`SHORT_TEXT_TOKENS` tokens together; metrics
+        include ``tokens_per_vector``, the compression ratio.
     """
     references = [text.text for text in texts]
     embeddings = np.asarray(autoencoder.encode(references), dtype=np.float32)
@@ -200,8 +206,12 @@ def evaluate(
             examples[str(bucket)] = [
                 {"reference": references[row], "decoded": predictions[row]} for row in rows[:EXAMPLES_PER_BUCKET]
             ]
+        short = [row for row, text in enumerate(texts) if text.n_tokens <= SHORT_TEXT_TOKENS]
         results[str(sigma)] = {
             "buckets": buckets,
+            "short": _scores(
+                [predictions[row] for row in short], [texts[row] for row in short], autoencoder.vectors_per_text
+            ),
             "overall": _scores(predictions, texts, autoencoder.vectors_per_text),
             "examples": examples,
         }
@@ -255,7 +265,12 @@ def format_table(systems: dict[str, dict[str, Any]]) -> str:
     ]
     for name, by_sigma in systems.items():
         for sigma, result in by_sigma.items():
-            for bucket, metrics in [*((f"≤{b}", m) for b, m in result["buckets"].items()), ("all", result["overall"])]:
+            rows = [
+                *((f"≤{bound}", metrics) for bound, metrics in result["buckets"].items()),
+                *([(f"≤{SHORT_TEXT_TOKENS} together", result["short"])] if "short" in result else []),
+                ("all", result["overall"]),
+            ]
+            for bucket, metrics in rows:
                 lines.append(
                     f"| {name} | {float(sigma):g} | {bucket} | {metrics['n']} | {metrics['tokens_per_vector']:.1f} | "
                     f"{100 * metrics['exact_match']:.1f} | {100 * metrics['token_f1']:.1f} | {metrics['bleu']:.1f} | "
@@ -297,6 +312,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--num-beams", type=int, default=1, help="Beam width of every GLAE decode (default 1: greedy).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--reuse",
@@ -315,17 +331,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/decode_accuracy.json``."""
     args = parse_args(argv)
+    labels = {
+        name: display_name(name) + (f" (beam {args.num_beams})" if args.num_beams > 1 else "") for name in args.models
+    }
+    if len(set(labels.values())) < len(labels):
+        raise SystemExit(f"--models: two models would share a label in {list(labels.values())}; rename a folder.")
     output_dir = args.output_dir or results_dir(args.limit) / "decode"
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
     per_bucket = args.limit or DEFAULT_TEXTS_PER_BUCKET
     texts = held_out_texts(tokenizer, per_bucket, seed=args.seed)
     systems, encoders = {}, {}
-    for name in args.models:
+    for name, label in labels.items():
         model = load_glae(name)
         if args.max_seq_length is not None:
             model.max_seq_length = args.max_seq_length
-        autoencoder = glae_autoencoder(model, display_name(name), args.batch_size)
-        encoders[autoencoder.name] = {"max_seq_length": model[0].max_seq_length, "long_text": model[0].long_text}
+        autoencoder = glae_autoencoder(model, label, args.batch_size, args.num_beams)
+        encoders[autoencoder.name] = {
+            "max_seq_length": model[0].max_seq_length,
+            "long_text": model[0].long_text,
+            "num_beams": args.num_beams,
+        }
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)
     config = {
         "models": args.models,

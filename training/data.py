@@ -78,6 +78,13 @@ def wikipedia_texts(limit: int | None = None, max_words: int = 32, seed: int = 0
     return Dataset.from_dict({"anchor": sentences[:limit]})
 
 
+def brown_texts(limit: int | None = None, max_words: int = 32, seed: int = 0) -> Dataset:
+    """Single sentences of the Brown corpus (news, fiction, science, ...), shuffled with ``seed``."""
+    sentences = list(corpora.brown_sentences(max_words=max_words))
+    random.Random(seed).shuffle(sentences)
+    return Dataset.from_dict({"anchor": sentences[:limit]})
+
+
 def stsb_dev_pairs(limit: int | None = None) -> tuple[list[str], list[str], list[float]]:
     """STS-B dev as (sentences1, sentences2, scores scaled to 0-1) for EmbeddingSimilarityEvaluator."""
     rows = corpora.stsb("dev")[:limit]

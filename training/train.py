@@ -73,7 +73,8 @@ def earlier_stages(init_from: str) -> list[str]:
     start = f"`{earlier['init_from']}`" if earlier.get("init_from") else f"the backbone `{earlier['backbone']}`"
     stage = (
         f"{steps} steps from {start}, learning rate {earlier['training']['learning_rate']}, "
-        f"loss {json.dumps(earlier.get('loss', {}))}, data {json.dumps(earlier.get('data', {}))}"
+        f"loss {json.dumps(earlier.get('loss', {}))}, data {json.dumps(earlier.get('data', {}))}, "
+        f"seed {earlier['training']['seed']}"
     )
     return [*earlier.get("earlier_stages", []), stage]
 
@@ -110,13 +111,16 @@ def build_datasets(config: dict[str, Any]) -> DatasetDict:
         datasets["stsb_pairs"] = data.stsb_positive_pairs(settings["stsb_min_score"])
     if settings.get("wikipedia_limit", 0) != 0:
         datasets["wikipedia"] = data.wikipedia_texts(settings.get("wikipedia_limit"), seed=config["training"]["seed"])
+    if settings.get("brown_limit", 0) != 0:
+        datasets["brown"] = data.brown_texts(settings.get("brown_limit"), seed=config["training"]["seed"])
     if settings.get("passages_limit", 0) != 0:  # long texts: the Fig. 3 recurrence with long_text="iterative"
         datasets["passages"] = data.wikipedia_passage_texts(
             settings.get("passages_limit"), seed=config["training"]["seed"]
         )
     if not datasets:
         raise ValueError(
-            "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.passages_limit)."
+            "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.brown_limit, "
+            "data.passages_limit)."
         )
     return DatasetDict(datasets)
 
