@@ -7,8 +7,9 @@ every evaluation of the 400-step continuation (``smollm2-long``) and of its 40-s
 (``smollm2-long-w2-0.1``, the 600-step model), then every evaluation of the 360-step reconstruction stage on
 Wikipedia sentences that continued it (``smollm2-recon``) and of that stage's repulsion-weighted finish
 (``smollm2-recon-w2-0.1``, the 1,000-step default), and of the 300-step reconstruction stage on Brown corpus
-sentences that continued the Wikipedia stage (``smollm2-brown``) and its finish (``smollm2-brown-w2-0.1``, the shipped
-default). The three continuations are drawn as paths. Writes
+sentences that continued the Wikipedia stage (``smollm2-brown``), its finish (``smollm2-brown-w2-0.1``) and a second
+finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the shipped default). The three continuations are
+drawn as paths. Writes
 ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 """
 
@@ -60,21 +61,23 @@ def main() -> None:
     finish = path("smollm2-recon-w2-0.1.training_log.json", "600 + 360 + {step} steps, w1-1.0_w2-0.1")
     brown = path("smollm2-brown.training_log.json", "960 + {step} steps on Brown, w1=0.1")
     brown_finish = path("smollm2-brown-w2-0.1.training_log.json", "960 + 300 + {step} steps, w1-1.0_w2-0.1")
-    last_name, shipped = brown_finish.popitem()
-    brown_finish[f"{last_name} (shipped)"] = shipped
+    second_finish = path("smollm2-brown-w2-0.1-lr2e-4.training_log.json", "960 + 340 + {step} steps, w2=0.1, lr 2e-4")
+    last_name, shipped = second_finish.popitem()
+    second_finish[f"{last_name} (shipped)"] = shipped
     points.update(continuation)
     points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600
     points.update(reconstruction)
     points.update(finish)
     points.update(brown)
     points.update(brown_finish)
+    points.update(second_finish)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
     figure, axis = plt.subplots(figsize=(8, 6))
     lines = (
         [first, *continuation.values(), model_600],
         [model_600, *reconstruction.values(), *finish.values()],
-        [list(reconstruction.values())[-1], *brown.values(), *brown_finish.values()],
+        [list(reconstruction.values())[-1], *brown.values(), *brown_finish.values(), *second_finish.values()],
     )
     for line in lines:
         axis.plot([p["decode_token_f1"] for p in line], [p["sts_dev_spearman"] for p in line], color="0.7", zorder=0)
