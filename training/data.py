@@ -55,12 +55,18 @@ def fig3_sft_rows(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, chun
     return Dataset.from_dict(rows)
 
 
+def shuffled_texts(texts: Sequence[str], limit: int | None, seed: int) -> Dataset:
+    """The first ``limit`` of ``texts`` (all with None) after a shuffle seeded with ``seed``, as an ``anchor`` column:
+    the single-text datasets GLAELoss trains repulsion and reconstruction on."""
+    texts = list(texts)
+    random.Random(seed).shuffle(texts)
+    return Dataset.from_dict({"anchor": texts[:limit]})
+
+
 def wikipedia_passage_texts(limit: int | None = None, sentences_per_passage: int = 4, seed: int = 0) -> Dataset:
     """Passages of consecutive Wikipedia sentences (about 100 tokens), shuffled with ``seed``: long texts for the
     iterative recurrence (train with ``long_text="iterative"`` and a chunk shorter than a passage)."""
-    passages = list(corpora.wikipedia_passages(sentences_per_passage))
-    random.Random(seed).shuffle(passages)
-    return Dataset.from_dict({"anchor": passages[:limit]})
+    return shuffled_texts(corpora.wikipedia_passages(sentences_per_passage), limit, seed)
 
 
 def stsb_positive_pairs(min_score: float = 4.0) -> Dataset:
@@ -73,16 +79,12 @@ def stsb_positive_pairs(min_score: float = 4.0) -> Dataset:
 
 def wikipedia_texts(limit: int | None = None, max_words: int = 32, seed: int = 0) -> Dataset:
     """Single sentences of the Wikipedia sample (for reconstruction and repulsion), shuffled with ``seed``."""
-    sentences = list(corpora.wikipedia_sentences(max_words=max_words))
-    random.Random(seed).shuffle(sentences)
-    return Dataset.from_dict({"anchor": sentences[:limit]})
+    return shuffled_texts(corpora.wikipedia_sentences(max_words=max_words), limit, seed)
 
 
 def brown_texts(limit: int | None = None, max_words: int = 32, seed: int = 0) -> Dataset:
     """Single sentences of the Brown corpus (news, fiction, science, ...), shuffled with ``seed``."""
-    sentences = list(corpora.brown_sentences(max_words=max_words))
-    random.Random(seed).shuffle(sentences)
-    return Dataset.from_dict({"anchor": sentences[:limit]})
+    return shuffled_texts(corpora.brown_sentences(max_words=max_words), limit, seed)
 
 
 def stsb_dev_pairs(limit: int | None = None) -> tuple[list[str], list[str], list[float]]:
