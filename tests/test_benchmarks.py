@@ -437,3 +437,8 @@ def test_display_name_keeps_the_run_of_final_and_checkpoint_folders(name: str, l
 def test_decode_benchmark_refuses_models_that_would_share_a_label():
     with pytest.raises(SystemExit, match="share a label"):
         decode_accuracy.main(["--models", "runs/a/final", "other/a/final"])
+
+
+def test_decode_benchmark_refuses_a_beam_width_below_one():
+    with pytest.raises(SystemExit, match=r"--num-beams must be at least 1 \(1 is greedy decoding\), got 0"):
+        decode_accuracy.main(["--models", "glae", "--num-beams", "0"])
