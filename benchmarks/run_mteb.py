@@ -16,8 +16,6 @@ Examples (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,8 +34,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.common import command_line, machine_info, results_dir, write_json
 from benchmarks.local_tasks import LOCAL_TASKS
 from benchmarks.mteb_models import MODELS, model_meta
+from glae_st.registry import hub_offline_reason
 
-HUB_HOST = "huggingface.co"
 DEFAULT_HUB_TASKS = ("STSBenchmark", "Banking77Classification", "SciFact")
 """Tasks run when the Hub is reachable and none are named: one STS, one classification and one retrieval task."""
 
@@ -47,18 +45,8 @@ DEFAULT_MODELS = list(MODELS)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub can be used.
-
-    False at once when ``HF_HUB_OFFLINE`` is set (as ``huggingface_hub`` reads it); otherwise whether a TCP connection
-    to huggingface.co:443 opens within ``timeout`` seconds.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return False
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Whether the Hugging Face Hub can be used (see :func:`glae_st.registry.hub_offline_reason`)."""
+    return hub_offline_reason(timeout) is None
 
 
 def select_tasks(

@@ -2,10 +2,9 @@
 
 Example::
 
-    from sentence_transformers import SentenceTransformer
     import glae_st
 
-    model = SentenceTransformer(glae_st.DEFAULT_MODEL)
+    model = glae_st.load_model(glae_st.DEFAULT_MODEL)   # or SentenceTransformer(path, trust_remote_code=True)
     embeddings = model.encode(["A cat sits on the mat.", "Stocks fell sharply."])
     texts = glae_st.decode(model, embeddings)
 """

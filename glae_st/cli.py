@@ -2,57 +2,189 @@
 
 glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
 glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
+glae encode --file texts.txt -o vectors.npy --force    # overwrite an existing output
 glae decode vectors.npy                                 # prints one text per line
+glae decode vectors.jsonl --candidates 4 --scores      # best of 4 by round-trip cosine: "<score>\t<text>"
 glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
+
+The output format comes from the extension (.npy or .jsonl). Inputs and the output folder are checked before the
+model loads; mistakes end with one "glae: error: ..." line and exit status 2 (--debug shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
 from glae_st.registry import DEFAULT_MODEL
 
+VECTOR_FORMATS = (".npy", ".jsonl")
+"""The extensions of vector files that ``glae`` reads and writes."""
+
+NPY_MAGIC = b"\x93NUMPY"
+"""The first bytes of every NumPy ``.npy`` file."""
+
+
+class UsageError(Exception):
+    """A mistake in the command or its inputs; ``glae`` reports it as one ``glae: error:`` line and exits with 2."""
+
+
+USER_ERRORS = (UsageError, OSError, ValueError, TypeError)
+"""Errors that ``glae`` reports in one line (without ``--debug``): bad inputs, model-load and encode/decode errors."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``glae: error:`` line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"glae: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def vector_format(path: str) -> str:
+    """The format of a vector file from its extension: ``".npy"`` or ``".jsonl"``, else a :class:`UsageError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VECTOR_FORMATS:
+        raise UsageError(
+            f"{path}: vector files must end in .npy or .jsonl (the extension sets the format), got "
+            f"{suffix or 'no extension'}."
+        )
+    return suffix
+
+
+def check_input_file(path: str) -> Path:
+    """``path`` as a :class:`Path` if it is an existing file, else a :class:`UsageError`."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{path} is a folder, not a file.")
+    if not file.is_file():
+        raise UsageError(f"no such file: {path}")
+    return file
+
+
+def check_output(output: str, force: bool) -> None:
+    """Refuse an output that is not .npy/.jsonl, is in a missing folder, or exists (unless ``force``)."""
+    vector_format(output)
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"{output} is a folder; give a file name ending in .npy or .jsonl.")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {output}: the folder {path.parent} does not exist; create it first.")
+    if path.exists() and not force:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it.")
+
+
+def read_utf8(file: Path) -> str:
+    """The text of ``file``, or a :class:`UsageError` if it is not UTF-8."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{file} is not UTF-8 text (byte {exc.start}: {exc.reason}).") from None
+
 
 def read_texts(texts: Sequence[str], file: str | None) -> list[str]:
     """Texts from the arguments, or one per non-empty line of ``file`` (``-`` is stdin)."""
     if texts and file:
-        raise SystemExit("glae encode: give texts as arguments or --file, not both.")
+        raise UsageError("give texts as arguments or --file, not both.")
     if file:
-        lines = sys.stdin.readlines() if file == "-" else Path(file).read_text(encoding="utf-8").splitlines()
+        lines = sys.stdin.readlines() if file == "-" else read_utf8(check_input_file(file)).splitlines()
         texts = [line.rstrip("\n") for line in lines if line.strip()]
     if not texts:
-        raise SystemExit("glae encode: no texts given; pass them as arguments, or --file PATH (or - for stdin).")
+        raise UsageError("no texts given; pass them as arguments, or --file PATH (or - for stdin).")
     return list(texts)
 
 
-def write_vectors(vectors: np.ndarray, texts: Sequence[str], output: str | None) -> None:
-    """Write ``.npy`` (the array) or ``.jsonl`` (``{"text", "embedding"}`` per line); without ``output``, JSONL to stdout."""
-    if output and output.endswith(".npy"):
-        np.save(output, vectors)
+def write_vectors(vectors: np.ndarray, texts: Sequence[str], output: str | None, force: bool = False) -> None:
+    """Write ``.npy`` (the array) or ``.jsonl`` (``{"text", "embedding"}`` per line); without ``output``, to stdout.
+
+    The file is written in one go after everything is encoded; it is never overwritten unless ``force``.
+    """
+    lines = (
+        json.dumps({"text": text, "embedding": vector.tolist()}) + "\n"
+        for text, vector in zip(texts, vectors, strict=True)
+    )
+    if output is None:
+        sys.stdout.writelines(lines)
         return
-    lines = (json.dumps({"text": text, "embedding": vector.tolist()}) for text, vector in zip(texts, vectors))
-    if output:
-        Path(output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if vector_format(output) == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        data = buffer.getvalue()
     else:
-        sys.stdout.writelines(line + "\n" for line in lines)
+        data = "".join(lines).encode("utf-8")
+    try:
+        with open(output, "wb" if force else "xb") as file:
+            file.write(data)
+    except FileExistsError:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it.") from None
+
+
+def read_npy(file: Path) -> np.ndarray:
+    """The array in a ``.npy`` file (never unpickled), or a :class:`UsageError` that says what the file is not."""
+    with file.open("rb") as handle:
+        is_npy = handle.read(len(NPY_MAGIC)) == NPY_MAGIC
+    if not is_npy:
+        raise UsageError(f"{file} is not a NumPy .npy file; write one with `glae encode -o FILE.npy` or numpy.save.")
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise UsageError(f"{file} is not a readable NumPy .npy file: {exc}") from None
+
+
+def read_jsonl(file: Path) -> np.ndarray:
+    """The ``"embedding"`` of each non-empty line of a ``.jsonl`` file; a bad line is named by its number."""
+    expected = 'each line must be {"text": ..., "embedding": [numbers]}, as glae encode writes them'
+    rows: list[list[float]] = []
+    first_line = 0
+    for number, line in enumerate(read_utf8(file).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{file}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}); {expected}.") from None
+        embedding = row.get("embedding") if isinstance(row, dict) else None
+        if (
+            not isinstance(embedding, list)
+            or not embedding
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding)
+        ):
+            raise UsageError(f'{where}: no "embedding" list of numbers; {expected}.')
+        if rows and len(embedding) != len(rows[0]):
+            raise UsageError(
+                f"{where}: an embedding of size {len(embedding)}, but line {first_line} has size {len(rows[0])}; "
+                "all embeddings in a file must have the same size."
+            )
+        first_line = first_line or number
+        rows.append(embedding)
+    if not rows:
+        raise UsageError(f"{file} has no embeddings (no non-empty lines).")
+    return np.asarray(rows, dtype=np.float32)
 
 
 def read_vectors(path: str) -> np.ndarray:
     """Vectors from ``.npy`` or ``.jsonl`` (as written by ``glae encode``)."""
-    if not Path(path).is_file():
-        raise SystemExit(f"glae decode: {path} does not exist.")
-    if path.endswith(".npy"):
-        return np.load(path)
-    rows = [
-        json.loads(line)["embedding"] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    return np.asarray(rows, dtype=np.float32)
+    suffix = vector_format(path)
+    file = check_input_file(path)
+    return read_npy(file) if suffix == ".npy" else read_jsonl(file)
 
 
 def mix_vectors(first_path: str, second_path: str, alpha: float) -> np.ndarray:
@@ -63,45 +195,84 @@ def mix_vectors(first_path: str, second_path: str, alpha: float) -> np.ndarray:
     return (1 - alpha) * first + alpha * second
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="glae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The ``glae`` argument parser."""
+    parser = _Parser(prog="glae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Model name, folder or Hub id (default: bundled).")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of an error, not one line.")
     commands = parser.add_subparsers(dest="command", required=True)
     encode = commands.add_parser("encode", help="Texts to embeddings.")
     encode.add_argument("texts", nargs="*", help="Texts to embed.")
     encode.add_argument("--file", help="Read one text per line from this file ('-' for stdin).")
     encode.add_argument("-o", "--output", help="Write .npy or .jsonl here (default: JSONL on stdout).")
+    encode.add_argument("--force", action="store_true", help="Overwrite the output if it exists.")
     decode = commands.add_parser("decode", help="Embeddings to texts.")
     decode.add_argument("vectors", nargs="?", help=".npy or .jsonl file of embeddings.")
     decode.add_argument("--mix", nargs=2, metavar=("A", "B"), help="Decode a mix of two vector files, row by row.")
     decode.add_argument("--alpha", type=float, default=0.5, help="Weight of B in --mix (0 gives A, 1 gives B).")
-    decode.add_argument("--max-new-tokens", type=int, default=64)
-    decode.add_argument("--num-beams", type=int, default=1)
-    args = parser.parse_args(argv)
+    decode.add_argument("--max-new-tokens", type=positive_int, default=64)
+    decode.add_argument("--num-beams", type=positive_int, default=1)
+    decode.add_argument(
+        "--candidates",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="Generate K candidates per vector and keep the one that encodes back closest (default 1).",
+    )
+    decode.add_argument(
+        "--scores", action="store_true", help="Print '<score>\\t<text>': the round-trip cosine of each text."
+    )
+    return parser
 
+
+def run(args: argparse.Namespace) -> None:
+    """Run a parsed ``glae`` command: check all inputs, then load the model, then encode or decode."""
+    from glae_st import decoding, registry  # looked up at call time, so that tests can replace them
+
+    if args.command == "encode":
+        if args.output is not None:
+            check_output(args.output, args.force)
+        texts = read_texts(args.texts, args.file)
+        model = registry.load_model(args.model)
+        vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
+        write_vectors(vectors, texts, args.output, force=args.force)
+        if args.output is not None:
+            count = f"{len(texts)} embedding{'s' if len(texts) != 1 else ''}"
+            print(f"glae: wrote {count} {tuple(vectors.shape)} to {args.output}", file=sys.stderr)
+        return
+    vectors = mix_vectors(*args.mix, args.alpha) if args.mix else read_vectors(args.vectors)
+    model = registry.load_model(args.model)
+    result: Any = decoding.decode(
+        model,
+        vectors,
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        num_candidates=args.candidates,
+        return_scores=args.scores,
+    )
+    if args.scores:
+        texts, scores = result
+        sys.stdout.writelines(f"{score:.4f}\t{text}\n" for text, score in zip(texts, scores, strict=True))
+    else:
+        sys.stdout.writelines(text + "\n" for text in result)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``glae`` console script; ``argv`` defaults to the command line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "decode" and bool(args.vectors) == bool(args.mix):
         parser.error("glae decode takes one vector file, or --mix A B.")
-
-    from glae_st.decoding import decode as decode_vectors
-    from glae_st.registry import load_model
-
-    model = load_model(args.model)
     try:
-        if args.command == "encode":
-            texts = read_texts(args.texts, args.file)
-            vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
-            write_vectors(vectors, texts, args.output)
-            return
-        vectors = mix_vectors(*args.mix, args.alpha) if args.mix else read_vectors(args.vectors)
-        texts = decode_vectors(
-            model, vectors, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, batch_size=args.batch_size
-        )
-    except (TypeError, ValueError) as exc:
-        raise SystemExit(f"glae {args.command}: {exc}") from exc
-    sys.stdout.writelines(text + "\n" for text in texts)
+        run(args)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__  # exactly one line
+        print(f"glae: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

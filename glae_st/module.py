@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -56,6 +58,15 @@ class GLAEEmbedding(InputModule):
         long_text: ``"truncate"`` or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next chunk)``
             with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded memory.
         padding_side: ``"left"`` or ``"right"``; results are the same either way.
+        inference_dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``: the compute dtype of encoding and decoding
+            outside training. ``"bfloat16"`` runs them under ``torch.autocast`` (the LoRA adapter is folded into the
+            float32 weights first, so nothing of it is rounded away); ``"auto"`` picks it on CUDA GPUs with bf16
+            and on CPUs with AVX512-BF16 or AMX, else float32. ``$GLAE_ST_INFERENCE_DTYPE`` overrides ``"auto"``.
+            Training always computes as the trainer says (its ``bf16`` flag).
+        trained_recurrence: Whether the model was trained with ``long_text="iterative"`` (the Fig. 3 recurrence);
+            iterative encoding on a model that was not warns, since it reads later chunks through an untrained prompt.
+        embedding_norm: The typical (median) L2 norm of this model's embeddings, measured when the model is saved
+            after training; :func:`glae_st.decode` rescales L2-normalised embeddings to it.
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the backbone (e.g. ``{"dtype": "bfloat16"}``).
 
     Example::
@@ -69,7 +80,15 @@ class GLAEEmbedding(InputModule):
     """
 
     config_file_name = "glae_config.json"
-    config_keys: ClassVar[list[str]] = ["backbone", "max_seq_length", "padding_side", "long_text"]
+    config_keys: ClassVar[list[str]] = [
+        "backbone",
+        "max_seq_length",
+        "padding_side",
+        "long_text",
+        "inference_dtype",
+        "embedding_norm",
+        "trained_recurrence",
+    ]
     save_in_root = True
 
     def __init__(
@@ -78,6 +97,9 @@ class GLAEEmbedding(InputModule):
         max_seq_length: int | None = None,
         padding_side: Literal["left", "right"] = "left",
         long_text: Literal["truncate", "iterative"] = "truncate",
+        inference_dtype: Literal["auto", "float32", "bfloat16"] = "auto",
+        embedding_norm: float | None = None,
+        trained_recurrence: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
@@ -88,7 +110,13 @@ class GLAEEmbedding(InputModule):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
         if long_text not in ("truncate", "iterative"):
             raise ValueError(f"long_text must be 'truncate' or 'iterative', got {long_text!r}.")
+        if inference_dtype not in INFERENCE_DTYPES:
+            raise ValueError(f"inference_dtype must be one of {list(INFERENCE_DTYPES)}, got {inference_dtype!r}.")
         self.backbone = backbone
+        self.inference_dtype = inference_dtype
+        self.embedding_norm = embedding_norm
+        self.trained_recurrence = trained_recurrence
+        self._truncation_warned = False
         self.long_text = long_text
         self.padding_side = padding_side
         self.prefix_caching = True
@@ -192,7 +220,8 @@ class GLAEEmbedding(InputModule):
         lora_config = lora_config or LoraConfig(r=32, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
         if train_special_tokens and lora_config.trainable_token_indices is None:
             lora_config.trainable_token_indices = sorted(self.special_token_ids.values())
-        self.causal_lm = get_peft_model(self.causal_lm, lora_config)
+        with peft_deprecations_silenced():
+            self.causal_lm = get_peft_model(self.causal_lm, lora_config)
         self._stored_prefix = None
 
     # ------------------------------------------------------------------ preprocessing
@@ -222,17 +251,22 @@ class GLAEEmbedding(InputModule):
         chunk = self.max_seq_length
         features = self.pad([list(ids[:chunk]) + self.encode_suffix_ids for ids in token_ids])
         if iterative:
+            if not self.trained_recurrence and not self._truncation_warned and any(len(i) > chunk for i in token_ids):
+                self._truncation_warned = True
+                logger.warning(
+                    "long_text='iterative' on a model that was not trained for the recurrence (trained_recurrence is "
+                    "False): on the bundled default it finds long documents less well than truncation "
+                    "(benchmarks/long_text.py). Use long_text='truncate' unless the model was trained with it."
+                )
             features["continuation_ids"] = [
                 [list(ids[i : i + chunk]) for i in range(chunk, len(ids), chunk)] for ids in token_ids
             ]
             return features
-        too_long = sum(len(ids) > chunk for ids in token_ids)
-        if too_long:
+        if not self._truncation_warned and any(len(ids) > chunk for ids in token_ids):
+            self._truncation_warned = True  # once per encode call: sentence-transformers calls eval() at its start
             logger.warning(
-                "%d of %d texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
+                "Some texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
                 "model.max_seq_length (up to %d for this backbone) or set long_text='iterative' to keep all of them.",
-                too_long,
-                len(token_ids),
                 chunk,
                 self.max_text_tokens,
             )
@@ -268,19 +302,37 @@ class GLAEEmbedding(InputModule):
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         # gradient checkpointing recomputes layers without their key/value cache, the prefix's included
         checkpointing = self.training and _checkpointing(self.base_lm)
-        if self.prefix_caching and not checkpointing:
-            prefix = self._prefix_key_values()
-            states = self.layer_minus_two_states(input_ids, attention_mask, prefix)
-        else:
-            prefix_ids = torch.tensor(self.encode_prefix_ids, device=input_ids.device).expand(len(input_ids), -1)
-            states = self.layer_minus_two_states(
-                torch.cat([prefix_ids, input_ids], dim=1),
-                torch.cat([torch.ones_like(prefix_ids), attention_mask], dim=1),
-            )
-        if features.get("continuation_ids"):
-            states = self._embed_continuations(states, features["continuation_ids"])
-        features["sentence_embedding"] = states
+        with self.inference_autocast():
+            if self.prefix_caching and not checkpointing:
+                prefix = self._prefix_key_values()
+                states = self.layer_minus_two_states(input_ids, attention_mask, prefix)
+            else:
+                prefix_ids = torch.tensor(self.encode_prefix_ids, device=input_ids.device).expand(len(input_ids), -1)
+                states = self.layer_minus_two_states(
+                    torch.cat([prefix_ids, input_ids], dim=1),
+                    torch.cat([torch.ones_like(prefix_ids), attention_mask], dim=1),
+                )
+            if features.get("continuation_ids"):
+                states = self._embed_continuations(states, features["continuation_ids"])
+        features["sentence_embedding"] = states if self.training else states.float()
         return features
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype encoding and decoding compute in outside training (see ``inference_dtype``)."""
+        choice = self.inference_dtype
+        if choice == "auto":
+            choice = os.environ.get(INFERENCE_DTYPE_VARIABLE) or (
+                "bfloat16" if bf16_is_fast(self.device) else "float32"
+            )
+        if choice not in ("float32", "bfloat16"):
+            raise ValueError(f"${INFERENCE_DTYPE_VARIABLE} must be 'float32' or 'bfloat16', got {choice!r}.")
+        return getattr(torch, choice)
+
+    def inference_autocast(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` to bfloat16 at inference when :meth:`compute_dtype` says so; otherwise a no-op."""
+        if self.training or torch.is_grad_enabled() or self.compute_dtype() != torch.bfloat16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]], iterative: bool = True) -> torch.Tensor:
         """(batch, hidden) embeddings of already tokenised texts (read in chunks when ``iterative``)."""
@@ -383,14 +435,14 @@ class GLAEEmbedding(InputModule):
             config=decoder.config,
             inputs_embeds=hidden,
             attention_mask=attention_mask,
-            past_key_values=cache,
+            cache=cache,
             position_ids=position_ids,
         )
         layer_kwargs = {
             "attention_mask": causal_mask,
             "position_ids": position_ids,
             "position_embeddings": decoder.rotary_emb(hidden, position_ids=position_ids),
-            "past_key_values": cache,
+            "cache": cache,
             "use_cache": cache is not None,
         }
         layers = decoder.layers[: decoder.config.num_hidden_layers - 1]
@@ -428,6 +480,7 @@ class GLAEEmbedding(InputModule):
         return key_values
 
     def train(self, mode: bool = True) -> GLAEEmbedding:
+        self._truncation_warned = False
         if mode:
             self._stored_prefix = None  # weights may change: a prefix cache never outlives training
         super().train(mode)
@@ -585,7 +638,8 @@ class GLAEEmbedding(InputModule):
         if adapter_config is not None:
             from peft import PeftModel
 
-            module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))
+            with peft_deprecations_silenced():
+                module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))
         return module
 
     def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -605,6 +659,30 @@ class GLAEEmbedding(InputModule):
             if "special_tokens.output_embeddings" in tensors:
                 output_rows = tensors["special_tokens.output_embeddings"].to(self.causal_lm.dtype)
                 self.base_lm.get_output_embeddings().weight[ids] = output_rows
+
+
+@contextlib.contextmanager
+def peft_deprecations_silenced() -> Iterator[None]:
+    """Hide the FutureWarning that peft's own call of transformers' deprecated ``is_gradient_checkpointing`` raises
+    (peft 0.18-0.21 with transformers 5): the user cannot act on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
+INFERENCE_DTYPE_VARIABLE = "GLAE_ST_INFERENCE_DTYPE"
+"""Environment variable that decides ``inference_dtype="auto"``: ``float32`` or ``bfloat16``."""
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def _checkpointing(model: nn.Module) -> bool:

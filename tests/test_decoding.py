@@ -74,3 +74,53 @@ def test_a_toy_model_learns_to_reconstruct_its_texts(wide_tiny_backbone, train_t
     tiny_model.save(str(tmp_path / "toy"))
     reloaded = glae_st.load_model(str(tmp_path / "toy"))
     assert glae_st.decode(reloaded, reloaded.encode(texts), max_new_tokens=16) == texts
+
+
+def test_round_trip_decoding_keeps_the_candidate_closest_to_the_input(tiny_model, monkeypatch):
+    from glae_st import decoding
+
+    embeddings = tiny_model.encode(TEXTS[:2])
+    greedy = glae_st.decode(tiny_model, embeddings, max_new_tokens=5)
+    texts, scores = glae_st.decode(tiny_model, embeddings, max_new_tokens=5, return_scores=True)
+    assert texts == greedy and len(scores) == 2 and all(-1.0 <= score <= 1.0 + 1e-6 for score in scores)
+    again = tiny_model.encode([text or "x" for text in texts], convert_to_tensor=True)
+    expected = torch.nn.functional.cosine_similarity(again, torch.as_tensor(embeddings))
+    for text, score, cosine in zip(texts, scores, expected.tolist()):
+        assert score == pytest.approx(cosine, abs=1e-4) if text else score == -1.0
+    # the reranker keeps, per input, the candidate with the highest round-trip cosine among the beams
+    seen: list[list[str]] = []
+    real = decoding.round_trip_cosines
+
+    def spy(module, vectors, candidates):
+        seen.append(list(candidates))
+        return real(module, vectors, candidates)
+
+    monkeypatch.setattr(decoding, "round_trip_cosines", spy)
+    reranked, reranked_scores = glae_st.decode(
+        tiny_model, embeddings, max_new_tokens=5, num_candidates=3, return_scores=True
+    )
+    assert len(seen[0]) == 6  # 3 candidates for each of 2 vectors
+    for row in range(2):
+        candidates = seen[0][row * 3 : row * 3 + 3]
+        cosines = real(tiny_model[0], torch.as_tensor(embeddings[row : row + 1]).repeat(3, 1), candidates)
+        assert reranked[row] == candidates[int(cosines.argmax())]
+        assert reranked_scores[row] == pytest.approx(cosines.max().item(), abs=1e-5)
+        assert reranked_scores[row] >= scores[row] - 1e-5 or greedy[row] not in candidates
+
+
+def test_normalised_embeddings_are_rescaled_or_refused(tiny_model):
+    raw = tiny_model.encode(TEXTS[:2])
+    normalised = tiny_model.encode(TEXTS[:2], normalize_embeddings=True)
+    with pytest.raises(ValueError, match="L2-normalised.*normalize_embeddings=False"):
+        glae_st.decode(tiny_model, normalised, max_new_tokens=4)
+    norm = float(np.linalg.norm(raw, axis=1).mean())
+    tiny_model[0].embedding_norm = norm
+    rescaled = glae_st.decode(tiny_model, normalised, max_new_tokens=4)
+    assert rescaled == glae_st.decode(tiny_model, normalised * norm, max_new_tokens=4)
+
+
+@pytest.mark.parametrize("name", ["num_candidates", "max_new_tokens", "num_beams", "batch_size"])
+def test_bad_decode_counts_are_refused(tiny_model, name):
+    embeddings = tiny_model.encode(TEXTS[:1])
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer, got 0"):
+        glae_st.decode(tiny_model, embeddings, **{name: 0})

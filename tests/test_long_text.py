@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,14 @@ def test_fig3_sft_rows_cover_every_chunk_after_the_first(tiny_backbone):
         "Encode these embedding and text into 1-word length embedding: <embedding>" + EMBEDDING_PLACEHOLDER
     )
     assert rows[0]["response"] == "<embedding>"
+
+
+def test_iterative_encoding_warns_unless_the_model_was_trained_for_the_recurrence(iterative_model, caplog):
+    with caplog.at_level(logging.WARNING):
+        iterative_model.encode([LONG, LONG], batch_size=1)
+    assert caplog.text.count("not trained for the recurrence") == 1  # once per encode call
+    caplog.clear()
+    iterative_model[0].trained_recurrence = True
+    with caplog.at_level(logging.WARNING):
+        iterative_model.encode([LONG])
+    assert "not trained for the recurrence" not in caplog.text

@@ -113,3 +113,42 @@ def test_trainer_lowers_the_loss_and_resume_continues_exactly(tiny_backbone, tmp
     assert straight[-1] < straight[0]
     resumed = train(fresh(), tmp_path / "resumed", max_steps=6, resume=str(tmp_path / "straight" / "checkpoint-4"))
     assert resumed[-2:] == pytest.approx(straight[-2:], rel=1e-4)  # steps 5 and 6 as if never interrupted
+
+
+def test_distillation_is_zero_for_the_students_own_geometry_and_pulls_towards_the_teacher(tiny_model):
+    loss = GLAELoss(tiny_model, repulsion_weight=0.0, reconstruction_weight=0.0, distillation_weight=1.0)
+    anchors, positives = features(tiny_model, TEXTS), features(tiny_model, POSITIVES)
+    with torch.no_grad():
+        a = tiny_model(features(tiny_model, TEXTS))["sentence_embedding"]
+        p = tiny_model(features(tiny_model, POSITIVES))["sentence_embedding"]
+        # a teacher that is a rotation of the student (another dimension, same cosines) agrees with it exactly
+        rotation = torch.linalg.qr(torch.randn(a.shape[1] + 8, a.shape[1] + 8))[0][:, : a.shape[1]]
+        same_geometry = torch.stack([a @ rotation.T, p @ rotation.T], dim=1)  # (batch, 2 columns, 72)
+        assert loss([anchors, positives], same_geometry).abs() < 1e-4
+        other = torch.randn(len(TEXTS), 2, 16)
+        disagreement = loss([anchors, positives], other)
+    assert disagreement > 1e-3
+    # the term follows the definition: KL(teacher || student) of in-batch softmax(cos / tau) without the diagonal
+    student = torch.nn.functional.normalize(torch.cat([a, p]), dim=-1)
+    teacher = torch.nn.functional.normalize(torch.cat([other[:, 0], other[:, 1]]), dim=-1)
+    eye = torch.eye(8, dtype=torch.bool)
+    log_s = torch.log_softmax((student @ student.T / 0.05).masked_fill(eye, -torch.inf), -1).masked_fill(eye, 0)
+    log_t = torch.log_softmax((teacher @ teacher.T / 0.05).masked_fill(eye, -torch.inf), -1).masked_fill(eye, 0)
+    expected = (log_t.exp() * (log_t - log_s)).sum(-1).mean()
+    torch.testing.assert_close(disagreement, expected, atol=1e-4, rtol=1e-4)
+    tiny_model[0].add_lora()
+    tiny_model.train()
+    loss([features(tiny_model, TEXTS)], other[:, :1]).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in tiny_model.named_parameters() if "lora_B" in n)
+
+
+def test_distillation_refuses_missing_or_misshapen_teacher_labels(tiny_model):
+    loss = GLAELoss(tiny_model, distillation_weight=1.0)
+    batch = [features(tiny_model, TEXTS)]
+    for labels in (None, torch.randn(len(TEXTS), 16), torch.randn(len(TEXTS), 2, 16)):
+        with pytest.raises(ValueError, match="needs a label of shape \\(batch, 1 text columns"):
+            loss(batch, labels)
+    with pytest.raises(ValueError, match="distillation_weight must be >= 0"):
+        GLAELoss(tiny_model, distillation_weight=-1.0)
+    with pytest.raises(ValueError, match="distillation_temperature must be > 0"):
+        GLAELoss(tiny_model, distillation_weight=1.0, distillation_temperature=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -193,3 +194,38 @@ def test_bad_constructor_arguments(tiny_backbone):
         GLAEEmbedding(tiny_backbone, max_seq_length=512)
     with pytest.raises(ValueError, match="padding_side must be"):
         GLAEEmbedding(tiny_backbone, padding_side="middle")  # type: ignore[arg-type]
+
+
+def test_truncation_warning_appears_once_per_encode_call(tiny_model, caplog):
+    texts = [" ".join(["word"] * 200)] * 6 + ["short"]
+    for calls in (1, 2):
+        with caplog.at_level(logging.WARNING):
+            tiny_model.encode(texts, batch_size=2)
+        assert caplog.text.count("longer than max_seq_length=64") == calls
+
+
+def test_bf16_inference_is_close_to_float32_and_auto_follows_the_hardware(tiny_model, monkeypatch):
+    module = tiny_model[0]
+    module.inference_dtype = "float32"
+    full = tiny_model.encode(TEXTS, convert_to_tensor=True)
+    module.inference_dtype = "bfloat16"
+    assert module.compute_dtype() == torch.bfloat16
+    half = tiny_model.encode(TEXTS, convert_to_tensor=True)
+    assert half.dtype == torch.float32 and not torch.equal(half, full)  # computed in bf16, returned as float32
+    assert torch.nn.functional.cosine_similarity(half, full).min() > 0.99
+    module.train()
+    assert isinstance(module.inference_autocast(), contextlib.nullcontext)  # training computes as the trainer says
+    module.eval()
+    module.inference_dtype = "auto"
+    monkeypatch.delenv("GLAE_ST_INFERENCE_DTYPE")
+    monkeypatch.setattr("glae_st.module.bf16_is_fast", lambda device: False)
+    assert module.compute_dtype() == torch.float32
+    monkeypatch.setattr("glae_st.module.bf16_is_fast", lambda device: True)
+    assert module.compute_dtype() == torch.bfloat16
+    monkeypatch.setenv("GLAE_ST_INFERENCE_DTYPE", "float32")
+    assert module.compute_dtype() == torch.float32
+    monkeypatch.setenv("GLAE_ST_INFERENCE_DTYPE", "fp8")
+    with pytest.raises(ValueError, match="must be 'float32' or 'bfloat16', got 'fp8'"):
+        module.compute_dtype()
+    with pytest.raises(ValueError, match="inference_dtype must be one of"):
+        GLAEEmbedding(module.backbone, inference_dtype="half")

@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from datasets import DatasetDict
 from safetensors import safe_open
+from sentence_transformers import SentenceTransformer
 
 import glae_st
+from glae_st import corpora
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
 from training.train import earlier_stages, load_config, main
 
@@ -101,3 +105,18 @@ def test_earlier_stages_carry_the_history_of_the_model_a_run_continues(tmp_path:
             'data {"stsb_min_score": null}, seed 7'
         ),
     ]
+
+
+def test_distillation_recipe_dry_run_labels_rows_with_the_teacher_and_records_the_norm(tmp_path: Path):
+    output_dir = tmp_path / "distill"
+    overrides = ["data.mix=null", "data.bible_pairs_limit=0"]  # STS-B pairs only: the npm corpora are not in CI
+    arguments = ["--config", "training/configs/smollm2-distill.yaml", "--output-dir", str(output_dir), "--dry-run"]
+    main([*arguments, *(argument for override in overrides for argument in ("--set", override))])
+    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))
+    pairs = labelled["stsb_pairs"]
+    assert np.asarray(pairs["label"]).shape == (len(pairs), 2, 384)  # MiniLM's embedding of anchor and positive
+    teacher = SentenceTransformer(str(corpora.minilm_folder()))
+    np.testing.assert_allclose(pairs["label"][0][1], teacher.encode(pairs["positive"][0]), atol=1e-4)
+    saved = json.loads((output_dir / "final" / "glae_config.json").read_text())
+    assert saved["embedding_norm"] > 0
+    assert json.loads((output_dir / "final" / "training_config.json").read_text())["loss"]["distillation_weight"] == 4.0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy
 from datasets import Dataset
+from sentence_transformers import SentenceTransformer
 from transformers import PreTrainedTokenizerBase
 
 from glae_st import corpora, prompts
@@ -94,7 +96,85 @@ def stsb_dev_pairs(limit: int | None = None) -> tuple[list[str], list[str], list
 
 
 def held_out_decode_texts(limit: int = 32, max_words: int = 24, seed: int = 0) -> list[str]:
-    """Short held-out news sentences (Lee corpus, never trained on) for decode-fidelity evaluation."""
-    sentences = [s for s in corpora.lee_background_sentences() if len(s.split()) <= max_words]
+    """Short held-out news sentences (the dev articles of the Lee corpus, never trained on) for choosing models by
+    decode fidelity; the test articles are left to ``benchmarks/decode_accuracy.py``."""
+    sentences = [s for s in corpora.lee_background_sentences(split="dev") if len(s.split()) <= max_words]
     random.Random(seed).shuffle(sentences)
     return sentences[:limit]
+
+
+MIXED_SOURCES = {
+    "nlp_corpus": corpora.nlp_corpus_sentences,
+    "news": lambda: corpora.news_texts("train"),
+    "state_of_the_union": corpora.state_of_the_union_sentences,
+    "wordnet": corpora.wordnet_glosses,
+    "bible": lambda: tuple(kjv for kjv, _, _ in bible_verse_split("train")),
+    "brown": corpora.brown_sentences,
+    "wikipedia": corpora.wikipedia_sentences,
+}
+"""Corpora of :func:`mixed_texts`, by the name a config's ``data.mix`` uses."""
+
+
+def mixed_texts(limits: dict[str, int], max_words: int = 32, seed: int = 0) -> Dataset:
+    """One shuffled ``anchor`` column that draws ``limits[name]`` random sentences of at most ``max_words`` words
+    from each named corpus of :data:`MIXED_SOURCES`: every batch then mixes news headlines, speeches, chat,
+    fiction, glosses and scripture, with their names, numbers and dates."""
+    unknown = sorted(set(limits) - set(MIXED_SOURCES))
+    if unknown:
+        raise ValueError(f"Unknown corpora in data.mix: {unknown}; choose from {sorted(MIXED_SOURCES)}.")
+    texts: list[str] = []
+    for name, limit in sorted(limits.items()):
+        kept = [text for text in MIXED_SOURCES[name]() if len(text.split()) <= max_words]
+        texts += shuffled_texts(kept, limit, seed)["anchor"]
+    return shuffled_texts(list(dict.fromkeys(texts)), None, seed)
+
+
+def bible_verse_split(split: str) -> tuple[tuple[str, ...], ...]:
+    """Parallel (KJV, ASV, WEB) verses of one split: every 20th verse (0, 20, ...) is ``test``, every 20th from the
+    10th is ``dev`` (both held out from training), the rest ``train``."""
+    wanted = {"test": {0}, "dev": {10}, "train": set(range(20)) - {0, 10}}[split]
+    return tuple(row for index, row in enumerate(corpora.bible_parallel_verses()) if index % 20 in wanted)
+
+
+def bible_paraphrase_pairs(limit: int | None = None, max_words: int = 40, seed: int = 0) -> Dataset:
+    """(anchor, positive) pairs of one training verse in two translations (KJV or ASV against WEB, archaic
+    against modern English, both orders), shuffled with ``seed``."""
+    rng = random.Random(seed)
+    pairs = []
+    for kjv, asv, web in bible_verse_split("train"):
+        if max(len(kjv.split()), len(web.split())) <= max_words:
+            archaic = rng.choice((kjv, asv))
+            pairs.append((archaic, web) if rng.random() < 0.5 else (web, archaic))
+    rng.shuffle(pairs)
+    pairs = pairs[:limit]
+    return Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [b for _, b in pairs]})
+
+
+def with_teacher_embeddings(dataset: Dataset, teacher: SentenceTransformer, batch_size: int = 128) -> Dataset:
+    """``dataset`` with a ``label`` column holding the teacher's embedding of each of its text columns, shape
+    (columns, teacher dimension) per row: the targets of GLAELoss's distillation term."""
+    columns = [name for name in dataset.column_names if name != "label"]
+    encoded = [
+        teacher.encode(dataset[name], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
+        for name in columns
+    ]
+    labels = numpy.stack(encoded, axis=1)
+    return dataset.add_column("label", [row for row in labels.tolist()])
+
+
+def median_embedding_norm(model: SentenceTransformer, texts: Sequence[str]) -> float:
+    """The median L2 norm of ``model``'s embeddings of ``texts``: what decoding scales normalised embeddings to."""
+    embeddings = model.encode(list(texts), convert_to_numpy=True)
+    return round(float(numpy.median(numpy.linalg.norm(embeddings, axis=1))), 4)
+
+
+def hub_pairs(path: str, subset: str | None = None, split: str = "train", limit: int | None = None) -> Dataset:
+    """(anchor, positive) pairs of a Hugging Face Hub dataset whose first two columns are the pair (as in the
+    sentence-transformers datasets: ``sentence-transformers/all-nli`` ``pair``, ``.../quora-duplicates``), or
+    single ``anchor`` texts when it has one text column (``sentence-transformers/wikipedia-en-sentences``)."""
+    from datasets import load_dataset
+
+    dataset = load_dataset(path, subset, split=split if limit is None else f"{split}[:{limit}]")
+    text_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
+    names = ["anchor", "positive"][: min(2, len(text_columns))]
+    return dataset.select_columns(text_columns[: len(names)]).rename_columns(dict(zip(text_columns, names)))

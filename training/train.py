@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from datasets import DatasetDict
 from peft import LoraConfig
@@ -30,10 +31,11 @@ from transformers.trainer_utils import get_last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glae_st import CompressTokenEmbedding, GLAEEmbedding, load_model
+from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.evaluation import DecodeFidelityEvaluator
 from glae_st.losses import ConditionalAlignmentLoss, GLAELoss
 from glae_st.model_card import trained_steps, write_model_card
+from glae_st.registry import hub_offline_reason
 from training import data
 from training.dry_run import cap_rows, dry_run_config
 from training.plots import plot_training_curves
@@ -113,6 +115,18 @@ def build_datasets(config: dict[str, Any]) -> DatasetDict:
         datasets["wikipedia"] = data.wikipedia_texts(settings.get("wikipedia_limit"), seed=config["training"]["seed"])
     if settings.get("brown_limit", 0) != 0:
         datasets["brown"] = data.brown_texts(settings.get("brown_limit"), seed=config["training"]["seed"])
+    if settings.get("mix"):  # a mixed single-text dataset from many corpora
+        datasets["mixed"] = data.mixed_texts(settings["mix"], seed=config["training"]["seed"])
+    if settings.get("bible_pairs_limit", 0) != 0:  # paraphrase positives: one verse in two translations
+        datasets["bible_pairs"] = data.bible_paraphrase_pairs(
+            settings.get("bible_pairs_limit"), seed=config["training"]["seed"]
+        )
+    if settings.get("hub"):  # Hub datasets where the Hub is reachable; the packaged corpora above are the fallback
+        if hub_offline_reason() is None:
+            for name, source in settings["hub"].items():
+                datasets[name] = data.hub_pairs(**source)
+        else:
+            print(f"The Hugging Face Hub is unreachable: training without {sorted(settings['hub'])}.", flush=True)
     if settings.get("passages_limit", 0) != 0:  # long texts: the Fig. 3 recurrence with long_text="iterative"
         datasets["passages"] = data.wikipedia_passage_texts(
             settings.get("passages_limit"), seed=config["training"]["seed"]
@@ -120,9 +134,23 @@ def build_datasets(config: dict[str, Any]) -> DatasetDict:
     if not datasets:
         raise ValueError(
             "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.brown_limit, "
-            "data.passages_limit)."
+            "data.mix, data.bible_pairs_limit, data.passages_limit)."
         )
     return DatasetDict(datasets)
+
+
+def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir: Path) -> DatasetDict:
+    """Label every row with ``config["teacher"]``'s embeddings of its texts (GLAELoss's distillation term), once per
+    output folder: the labelled datasets are saved in ``cache_dir`` and read back on ``--resume``."""
+    if not config.get("teacher"):
+        return datasets
+    if (cache_dir / "dataset_dict.json").is_file():
+        return DatasetDict.load_from_disk(str(cache_dir))
+    teacher_name = config["teacher"]
+    teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
+    labelled = DatasetDict({name: data.with_teacher_embeddings(rows, teacher) for name, rows in datasets.items()})
+    labelled.save_to_disk(str(cache_dir))
+    return labelled
 
 
 def build_evaluator(config: dict[str, Any]) -> SequentialEvaluator:
@@ -161,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     train_dataset = build_datasets(config)
     if args.dry_run:
         train_dataset = cap_rows(train_dataset)
+    train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data")
     loss_settings = dict(config["loss"])
     loss = LOSSES[loss_settings.pop("type", "glae")](model, **loss_settings)
     output_dir = Path(args.output_dir)
@@ -181,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         seed=training["seed"],
         data_seed=training["seed"],
         bf16=training["bf16"],
-        use_cpu=training.get("use_cpu", False),
+        # without CUDA, bf16 is CPU autocast (AMX/AVX512-BF16), which transformers enables only with use_cpu
+        use_cpu=training.get("use_cpu", not torch.cuda.is_available()),
         # The reconstruction term runs the bridge and decoder outside the DDP-wrapped forward: DDP's search for
         # unused parameters would then mark the bridge ready twice and fail on the first multi-GPU step.
         ddp_find_unused_parameters=False,
@@ -199,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     trainer.train(resume_from_checkpoint=checkpoint)
 
     final_dir = output_dir / "final"
+    model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
+    if model[0].long_text == "iterative":
+        model[0].trained_recurrence = True
     model.save(str(final_dir))
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):

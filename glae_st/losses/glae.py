@@ -16,7 +16,7 @@ from glae_st.losses.weights import check_term_weights
 
 class GLAELoss(nn.Module):
     """The GLAE objective ``L = w1 * L1 + w2 * L2`` (Zhang et al., 2024, "Generative Language Autoencoders Are
-    Lossless Embedding Models", eq. 1-4).
+    Lossless Embedding Models", eq. 1-4), with an optional teacher term ``+ w3 * L3``.
 
     - **L1, repulsion**, pushes the embeddings of different texts apart. With (anchor, positive) pairs it is
       InfoNCE with in-batch negatives (sentence-transformers' :class:`MultipleNegativesRankingLoss`). With single
@@ -25,6 +25,14 @@ class GLAELoss(nn.Module):
       normalised batch (eq. 1, ``repulsion="tcr"``).
     - **L2, reconstruction**, is the mean NLL per token of ``text</text>`` generated from the anchor's own
       embedding through the decode prompt and the bridge (eq. 3), the same path :func:`glae_st.decode` uses.
+
+    - **L3, similarity distillation** (``distillation_weight`` w3 > 0), needs a teacher embedding of every text
+      as the row's label: ``KL(p_teacher || p_student)`` between the in-batch similarity distributions of the
+      teacher and the student, row by row over all the batch's texts except the text itself (DistilCSE: Xu et
+      al., 2021, "DistilCSE: Effective Knowledge Distillation For Contrastive Sentence Embeddings"). Only
+      cosines are compared, so the teacher's dimension may differ from the student's (all-MiniLM-L6-v2's 384
+      against GLAE's 576), which :class:`~sentence_transformers.sentence_transformer.losses.MSELoss` does not
+      allow. ``training/data.py`` (``with_teacher_embeddings``) adds the labels.
 
     ``schedule="sum"`` adds both terms every step; ``"alternate"`` uses L1 on even steps and L2 on odd ones.
     A batch of one text has no negatives: its repulsion is 0 and only L2 trains.
@@ -37,6 +45,8 @@ class GLAELoss(nn.Module):
         scale: Inverse temperature 1/tau of the InfoNCE terms.
         tcr_epsilon: eps of the coding rate.
         schedule: ``"sum"`` or ``"alternate"``.
+        distillation_weight: w3; 0 (the default) ignores labels.
+        distillation_temperature: tau of both similarity distributions of L3.
 
     Inputs:
         +-------------------------+--------+
@@ -45,6 +55,8 @@ class GLAELoss(nn.Module):
         | (anchor,) single texts  | none   |
         +-------------------------+--------+
         | (anchor, positive) pairs| none   |
+        +-------------------------+--------+
+        | (anchor[, positive])    | teacher embeddings, (columns, teacher dim) per row (L3) |
         +-------------------------+--------+
 
     Relations:
@@ -73,13 +85,21 @@ class GLAELoss(nn.Module):
         scale: float = 20.0,
         tcr_epsilon: float = 0.5,
         schedule: Literal["sum", "alternate"] = "sum",
+        distillation_weight: float = 0.0,
+        distillation_temperature: float = 0.05,
     ) -> None:
         super().__init__()
         if repulsion not in ("infonce", "tcr"):
             raise ValueError(f"repulsion must be 'infonce' or 'tcr', got {repulsion!r}.")
         if schedule not in ("sum", "alternate"):
             raise ValueError(f"schedule must be 'sum' or 'alternate', got {schedule!r}.")
-        check_term_weights(repulsion_weight=repulsion_weight, reconstruction_weight=reconstruction_weight)
+        check_term_weights(
+            repulsion_weight=repulsion_weight,
+            reconstruction_weight=reconstruction_weight,
+            distillation_weight=distillation_weight,
+        )
+        if distillation_temperature <= 0:
+            raise ValueError(f"distillation_temperature must be > 0, got {distillation_temperature}.")
         self.model = model
         self.glae = glae_module(model)
         self.repulsion = repulsion
@@ -88,6 +108,8 @@ class GLAELoss(nn.Module):
         self.scale = scale
         self.tcr_epsilon = tcr_epsilon
         self.schedule = schedule
+        self.distillation_weight = distillation_weight
+        self.distillation_temperature = distillation_temperature
         self.contrastive = MultipleNegativesRankingLoss(model, scale=scale)
         self.steps = 0
 
@@ -102,6 +124,8 @@ class GLAELoss(nn.Module):
             loss = loss + self.repulsion_weight * self.repulsion_loss(embeddings)
         if use_reconstruction and self.reconstruction_weight:
             loss = loss + self.reconstruction_weight * self.reconstruction_loss(embeddings[0], features[0])
+        if self.distillation_weight:
+            loss = loss + self.distillation_weight * self.distillation_loss(embeddings, labels)
         return loss
 
     def active_terms(self) -> tuple[bool, bool]:
@@ -127,6 +151,30 @@ class GLAELoss(nn.Module):
         """L2: NLL of each text given its own embedding; the text ids are read back from the encode features."""
         return self.glae.reconstruction_nll(embeddings, self.glae.text_token_ids(features))
 
+    def distillation_loss(self, embeddings: list[Tensor], teacher_embeddings: Tensor | None) -> Tensor:
+        """L3: KL from the teacher's in-batch similarity distribution to the student's (DistilCSE)."""
+        if (
+            teacher_embeddings is None
+            or teacher_embeddings.dim() != 3
+            or teacher_embeddings.shape[1] != len(embeddings)
+        ):
+            shape = None if teacher_embeddings is None else tuple(teacher_embeddings.shape)
+            raise ValueError(
+                f"distillation_weight > 0 needs a label of shape (batch, {len(embeddings)} text columns, teacher "
+                f"dimension) with the teacher's embedding of every text, got {shape}: add it with "
+                "training.data.with_teacher_embeddings, or set distillation_weight=0."
+            )
+        student = nn.functional.normalize(torch.cat(embeddings).float(), dim=-1)
+        teacher = nn.functional.normalize(teacher_embeddings.transpose(0, 1).flatten(0, 1).float(), dim=-1)
+        if len(student) < 3:  # one other text: a distribution over one entry carries nothing
+            return student.sum() * 0.0
+        itself = torch.eye(len(student), dtype=torch.bool, device=student.device)
+        student_logits = (student @ student.T / self.distillation_temperature).masked_fill(itself, -torch.inf)
+        teacher_logits = (teacher @ teacher.T / self.distillation_temperature).masked_fill(itself, -torch.inf)
+        student_log_p = torch.log_softmax(student_logits, dim=-1).masked_fill(itself, 0.0)
+        teacher_log_p = torch.log_softmax(teacher_logits, dim=-1).masked_fill(itself, 0.0)
+        return (teacher_log_p.exp() * (teacher_log_p - student_log_p)).sum(-1).mean()
+
     def get_config_dict(self) -> dict[str, Any]:
         return {
             "repulsion": self.repulsion,
@@ -135,6 +183,8 @@ class GLAELoss(nn.Module):
             "scale": self.scale,
             "tcr_epsilon": self.tcr_epsilon,
             "schedule": self.schedule,
+            "distillation_weight": self.distillation_weight,
+            "distillation_temperature": self.distillation_temperature,
         }
 
     @property
