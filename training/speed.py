@@ -41,7 +41,7 @@ def mean_text_tokens_per_row(data_dir: Path, tokenizer_dir: Path) -> float:
     totals, rows = 0, 0
     for dataset in datasets.values():
         for column in (name for name in dataset.column_names if name != "label"):
-            totals += sum(len(ids) for ids in tokenizer(dataset[column], add_special_tokens=False)["input_ids"])
+            totals += sum(len(ids) for ids in tokenizer(list(dataset[column]), add_special_tokens=False)["input_ids"])
         rows += len(dataset)
     return totals / rows
 
