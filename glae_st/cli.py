@@ -3,9 +3,11 @@
 glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
 glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
 glae encode --file texts.txt -o vectors.npy --force    # overwrite an existing output
+glae encode --ray --file texts.txt -o vectors.npy      # Ray Data actors (--ray-address auto joins a cluster)
 glae decode vectors.npy                                 # prints one text per line
 glae decode vectors.jsonl --candidates 4 --scores      # best of 4 by round-trip cosine: "<score>\t<text>"
 glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
+glae audit --model all-MiniLM-L6-v2 --texts texts.txt --output report.json   # what another model's vectors leak
 
 The output format comes from the extension (.npy or .jsonl). Inputs and the output folder are checked before the
 model loads; mistakes end with one "glae: error: ..." line and exit status 2 (--debug shows the traceback).
@@ -207,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--file", help="Read one text per line from this file ('-' for stdin).")
     encode.add_argument("-o", "--output", help="Write .npy or .jsonl here (default: JSONL on stdout).")
     encode.add_argument("--force", action="store_true", help="Overwrite the output if it exists.")
+    encode.add_argument("--ray", action="store_true", help="Encode with Ray Data actors (pip install glae-st[scale]).")
+    encode.add_argument("--ray-address", help="Join this Ray cluster (e.g. auto, ray://host:10001); default: local.")
+    encode.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each (default 2).")
+    encode.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per Ray actor (default 0).")
     decode = commands.add_parser("decode", help="Embeddings to texts.")
     decode.add_argument("vectors", nargs="?", help=".npy or .jsonl file of embeddings.")
     decode.add_argument("--mix", nargs=2, metavar=("A", "B"), help="Decode a mix of two vector files, row by row.")
@@ -223,19 +229,121 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument(
         "--scores", action="store_true", help="Print '<score>\\t<text>': the round-trip cosine of each text."
     )
+    audit = commands.add_parser(
+        "audit", help="Decode another sentence-transformers model's embeddings of your texts: what they leak."
+    )
+    audit.add_argument(
+        "--model",
+        dest="foreign_model",
+        required=True,
+        help="The audited model: a sentence-transformers folder, Hub id, or all-MiniLM-L6-v2 (packaged).",
+    )
+    audit.add_argument("--texts", required=True, help="One text per line.")
+    audit.add_argument("--output", required=True, help="REPORT.json; a PNG with the same name goes beside it.")
+    audit.add_argument("--translator", help="A saved EmbeddingTranslator for --model (default: fit one now).")
+    audit.add_argument(
+        "--fit-texts", type=positive_int, default=20_000, help="Offline sentences to fit the translator on."
+    )
+    audit.add_argument("--save-translator", help="Also save the translator fitted now in this new folder.")
+    audit.add_argument("--candidates", type=positive_int, default=1, metavar="K", help="Round-trip rerank K.")
+    audit.add_argument("--force", action="store_true", help="Overwrite the report if it exists.")
     return parser
+
+
+def check_report_output(output: str, force: bool) -> None:
+    """Refuse a report path that is not ``.json``, is in a missing folder, or exists (unless ``force``)."""
+    path = Path(output)
+    if path.suffix.lower() != ".json":
+        raise UsageError(f"{output}: the report is JSON; give a file name ending in .json.")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {output}: the folder {path.parent} does not exist; create it first.")
+    if path.exists() and not force:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it.")
+
+
+def load_foreign_model(name: str) -> Any:
+    """The audited sentence-transformers model: the packaged all-MiniLM-L6-v2 for that name, else a folder or Hub
+    id; a folder that is not a sentence-transformers model is a :class:`UsageError`."""
+    from sentence_transformers import SentenceTransformer
+
+    from glae_st import corpora, registry
+    from glae_st.module import GLAEEmbedding
+
+    if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return SentenceTransformer(str(corpora.minilm_folder()))
+    folder = Path(name).expanduser()
+    if folder.exists() and not (folder / "modules.json").is_file():
+        raise UsageError(f"{name} is not a sentence-transformers model folder (it has no modules.json).")
+    if (folder / GLAEEmbedding.config_file_name).is_file():  # another GLAE model: its own loader, no remote code
+        return registry.load_model(str(folder))
+    return SentenceTransformer(str(folder) if folder.exists() else name)
+
+
+def run_audit(args: argparse.Namespace) -> None:
+    """``glae audit``: check the paths, load both models, get a translator, decode, write the report and PNG."""
+    from glae_st import audit, registry
+    from glae_st.translator import EmbeddingTranslator
+
+    check_report_output(args.output, args.force)
+    texts = [line for line in read_utf8(check_input_file(args.texts)).splitlines() if line.strip()]
+    if not texts:
+        raise UsageError(f"{args.texts} has no texts; write one text per line.")
+    if args.save_translator and Path(args.save_translator).exists():
+        raise UsageError(f"{args.save_translator} already exists; choose a new folder for --save-translator.")
+    translator = EmbeddingTranslator.load(args.translator) if args.translator else None
+    foreign_name = Path(args.foreign_model).name if Path(args.foreign_model).exists() else args.foreign_model
+    foreign_name = foreign_name.removeprefix("sentence-transformers/")
+    if translator is not None:
+        translator.check_source(foreign_name, translator.in_features)  # before any model loads
+    foreign = load_foreign_model(args.foreign_model)
+    glae = registry.load_model(args.model)
+    if translator is None:
+        fitting = audit.fitting_texts(args.fit_texts)
+        translator = audit.fit_translator(foreign, glae, fitting, foreign_name, Path(str(args.model)).name)
+        if args.save_translator:
+            translator.save(args.save_translator)
+    report = audit.audit(foreign, texts, translator, glae, foreign_name, args.candidates, args.batch_size)
+    output = Path(args.output)
+    with open(output, "w" if args.force else "x", encoding="utf-8") as file:
+        json.dump(report, file, indent=1)
+    audit.plot_report(report, output.with_suffix(".png"))
+    overall = report["overall"]
+    print(
+        f"glae: {foreign_name} embeddings of {overall['texts']} texts decode with token F1 {overall['token_f1']:.3f}, "
+        f"exact match {overall['exact_match']:.3f}; wrote {output} and {output.with_suffix('.png')}",
+        file=sys.stderr,
+    )
+
+
+def encode_on_ray(texts: list[str], args: argparse.Namespace) -> np.ndarray:
+    """``glae encode --ray``: the texts embedded by Ray Data actors, in input order."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError('--ray needs Ray Data: pip install "glae-st[scale]".')
+    from glae_st.ray_data import encode_with_ray
+
+    return encode_with_ray(
+        texts, str(args.model), args.ray_workers, args.ray_gpus, args.batch_size, address=args.ray_address
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     """Run a parsed ``glae`` command: check all inputs, then load the model, then encode or decode."""
     from glae_st import decoding, registry  # looked up at call time, so that tests can replace them
 
+    if args.command == "audit":
+        run_audit(args)
+        return
     if args.command == "encode":
         if args.output is not None:
             check_output(args.output, args.force)
         texts = read_texts(args.texts, args.file)
-        model = registry.load_model(args.model)
-        vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
+        if args.ray:
+            vectors = encode_on_ray(texts, args)
+        else:
+            model = registry.load_model(args.model)
+            vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
         write_vectors(vectors, texts, args.output, force=args.force)
         if args.output is not None:
             count = f"{len(texts)} embedding{'s' if len(texts) != 1 else ''}"

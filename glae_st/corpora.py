@@ -219,13 +219,18 @@ def news_articles() -> tuple[tuple[str, str], ...]:
         return tuple((" ".join(row["title"].split()), row["text"]) for row in rows if row["title"] and row["text"])
 
 
-def news_texts(split: Literal["train", "dev", "test"], min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
-    """Headlines and body sentences of :func:`news_articles`, split by article: every 10th article (index 0, 10,
-    ...) is ``test``, every 10th from index 5 is ``dev``, the rest ``train``, so no article spans two splits."""
+def news_split_articles(split: Literal["train", "dev", "test"]) -> tuple[tuple[str, str], ...]:
+    """The ``(title, text)`` articles of one split of :func:`news_articles`: every 10th article (index 0, 10, ...)
+    is ``test``, every 10th from index 5 is ``dev``, the rest ``train``."""
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be 'train', 'dev' or 'test', got {split!r}.")
     wanted = {"test": {0}, "dev": {5}, "train": set(range(10)) - {0, 5}}[split]
-    articles = [article for index, article in enumerate(news_articles()) if index % 10 in wanted]
+    return tuple(article for index, article in enumerate(news_articles()) if index % 10 in wanted)
+
+
+def news_texts(split: Literal["train", "dev", "test"], min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
+    """Headlines and body sentences of :func:`news_split_articles`, so no article spans two splits."""
+    articles = news_split_articles(split)
     titles = [title for title, _ in articles if min_words <= len(title.split()) <= max_words]
     return tuple(dict.fromkeys([*titles, *_kept_sentences((text for _, text in articles), min_words, max_words)]))
 

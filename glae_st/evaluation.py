@@ -40,6 +40,13 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def token_recall(prediction: str, reference: str) -> float:
+    """The share of the reference's :func:`words` that the prediction contains (multisets, as in
+    :func:`token_f1`): how much of a text comes back, whatever else is generated. 1 for an empty reference."""
+    predicted, expected = Counter(words(prediction)), Counter(words(reference))
+    return sum((predicted & expected).values()) / sum(expected.values()) if expected else 1.0
+
+
 def exact_match(prediction: str, reference: str) -> float:
     """1.0 when the texts are equal once runs of whitespace are collapsed and the ends stripped (case matters)."""
     return float(prediction.split() == reference.split())

@@ -1,6 +1,6 @@
 """Language modelling with a bounded context (the GLAE paper's Fig. 2): everything before the last window of tokens
-is folded into one GLAE embedding, so generation continues from ``<embedding>{memory}</embedding><text>{window}``
-with a context that never grows."""
+is folded into one GLAE embedding, so generation continues from ``Continue the text after this embedding:
+<embedding>{memory}</embedding><text>{window}`` (:data:`glae_st.prompts.CONTINUE`) with a context that never grows."""
 
 from __future__ import annotations
 
@@ -43,15 +43,15 @@ def compress_context(
 def context_embeds(
     model: SentenceTransformer | GLAEEmbedding, contexts: Sequence[BoundedContext]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded input embeddings and attention mask of ``Decode this embedding into text: <embedding>{memory}
-    </embedding><text>{window}`` per context (only ``{window}`` when there is no memory)."""
+    """Left-padded input embeddings and attention mask of ``Continue the text after this embedding:
+    <embedding>{memory}</embedding><text>{window}`` per context (only ``{window}`` when there is no memory)."""
     module = glae_module(model)
     embed_tokens = module.causal_lm.get_input_embeddings()
     sequences = []
     for context in contexts:
         window = embed_tokens(torch.tensor(context.window, dtype=torch.long, device=module.device))
         if context.memory is not None:
-            window = torch.cat([module.decode_prompt_embeds(context.memory[None])[0], window])
+            window = torch.cat([module.continue_prompt_embeds(context.memory[None])[0], window])
         sequences.append(window)
     width = max(len(sequence) for sequence in sequences)
     inputs = sequences[0].new_zeros(len(sequences), width, sequences[0].shape[-1])
@@ -73,7 +73,7 @@ def generate_long(
     """Continue each text with a fixed-size context: the paper's "language modeling with infinite context length".
 
     The model sees at most ``window + max_seq_length`` text tokens: the most recent ``window`` tokens, plus the
-    GLAE embedding of everything before them in the slot of the decode prompt. Whenever the window grows by
+    GLAE embedding of everything before them in the slot of the continue prompt. Whenever the window grows by
     ``max_seq_length`` generated tokens, its oldest chunk is folded into the embedding with the Fig. 3 recurrence
     (``Embed(memory + chunk)``), so memory and compute per token stay bounded however long the text gets. Texts that
     fit in the window are continued from their plain tokens. All texts generate together (greedy, KV cache within
@@ -103,7 +103,7 @@ def generate_long(
     check_positive_int("window", window)
     chunk = module.max_seq_length
     limit = window + chunk
-    prompt_tokens = len(module.decode_prefix_ids) + 1 + len(module.decode_suffix_ids)
+    prompt_tokens = len(module.continue_prefix_ids) + 1 + len(module.continue_suffix_ids)
     if limit + prompt_tokens > module.causal_lm.config.max_position_embeddings:
         raise ValueError(
             f"window + max_seq_length = {limit} tokens (+{prompt_tokens} of prompt) exceed the backbone's context of "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
@@ -138,6 +140,8 @@ class GLAEEmbedding(InputModule):
         self.decode_suffix_ids = self._token_ids(prompts.DECODE.suffix)
         self.iterate_prefix_ids = self._token_ids(prompts.ITERATE.prefix)
         self.iterate_suffix_ids = self._token_ids(prompts.ITERATE.suffix)
+        self.continue_prefix_ids = self._token_ids(prompts.CONTINUE.prefix)
+        self.continue_suffix_ids = self._token_ids(prompts.CONTINUE.suffix)
         self._stored_prefix: PrefixKeyValues | None = None
         self.max_seq_length = self.max_text_tokens if max_seq_length is None else max_seq_length
 
@@ -479,6 +483,11 @@ class GLAEEmbedding(InputModule):
         self._stored_prefix = key_values if reusable else None
         return key_values
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling, as in a worker of sentence-transformers' process pool (``encode(..., device=[...])``)."""
+        super().__setstate__(state)
+        thread_only_progress_lock()
+
     def train(self, mode: bool = True) -> GLAEEmbedding:
         self._truncation_warned = False
         if mode:
@@ -511,9 +520,20 @@ class GLAEEmbedding(InputModule):
     # ------------------------------------------------------------------ decoding
     def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``."""
+        return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids)
+
+    def continue_prompt_embeds(self, memories: torch.Tensor) -> torch.Tensor:
+        """Input embeddings of ``Continue the text after this embedding: <embedding>{memory}</embedding><text>``
+        (Fig. 2): the model then reads the recent tokens and predicts the ones that follow."""
+        return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids)
+
+    def _slot_prompt_embeds(
+        self, embeddings: torch.Tensor, prefix_ids: Sequence[int], suffix_ids: Sequence[int]
+    ) -> torch.Tensor:
+        """``prefix`` + each vector through the bridge + ``suffix``, as (batch, length, width) input embeddings."""
         embed_tokens = self.causal_lm.get_input_embeddings()
-        prefix = embed_tokens(torch.tensor([self.decode_prefix_ids], device=embeddings.device))
-        suffix = embed_tokens(torch.tensor([self.decode_suffix_ids], device=embeddings.device))
+        prefix = embed_tokens(torch.tensor([list(prefix_ids)], device=embeddings.device))
+        suffix = embed_tokens(torch.tensor([list(suffix_ids)], device=embeddings.device))
         batch_size = embeddings.shape[0]
         slot = self.bridge(embeddings.to(prefix.dtype))[:, None]
         return torch.cat([prefix.expand(batch_size, -1, -1), slot, suffix.expand(batch_size, -1, -1)], dim=1)
@@ -528,26 +548,37 @@ class GLAEEmbedding(InputModule):
         log_likelihoods, token_counts = self.text_log_likelihoods(embeddings, target_ids)
         return -log_likelihoods.sum() / token_counts.sum()
 
+    def continuation_nll(self, memories: torch.Tensor, target_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean NLL per token of the text that follows each memory, after the continue prompt (Fig. 2).
+
+        Args:
+            memories: (batch, hidden) GLAE embeddings of what came before each target, with gradient.
+            target_ids: Per row, the token ids that follow (nothing is appended: the text goes on).
+        """
+        log_likelihoods, token_counts = self.text_log_likelihoods(memories, target_ids, continues=True)
+        return -log_likelihoods.sum() / token_counts.sum()
+
     def text_log_likelihoods(
-        self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]]
+        self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]], continues: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per row, ``log p(text</text> | decode prompt with the embedding)`` summed over tokens, and the token count.
 
         Args:
             embeddings: (batch, hidden) embeddings, with gradient.
             target_ids: Per row, the text's token ids (without ``</text>``, which is appended here).
+            continues: Score ``text`` as what follows the embedding, after the continue prompt, without ``</text>``.
 
         Returns:
             (batch,) float32 log-likelihoods and (batch,) token counts.
         """
-        text_close = self.special_token_ids[prompts.TEXT_CLOSE]
-        right_padded = [list(ids) + [text_close] for ids in target_ids]
+        closing = [] if continues else [self.special_token_ids[prompts.TEXT_CLOSE]]
+        right_padded = [list(ids) + closing for ids in target_ids]
         width = max(len(ids) for ids in right_padded)
         targets = torch.full((len(right_padded), width), -100, dtype=torch.long, device=embeddings.device)
         for row, ids in enumerate(right_padded):
             targets[row, : len(ids)] = torch.tensor(ids, device=embeddings.device)
         mask = targets != -100
-        prompt = self.decode_prompt_embeds(embeddings)
+        prompt = self.continue_prompt_embeds(embeddings) if continues else self.decode_prompt_embeds(embeddings)
         inputs = torch.cat([prompt, self.causal_lm.get_input_embeddings()(targets.clamp(min=0))], dim=1)
         attention_mask = torch.cat([mask.new_ones(prompt.shape[:2]), mask], dim=1).long()
         hidden = self.decoder(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state
@@ -673,6 +704,21 @@ def peft_deprecations_silenced() -> Iterator[None]:
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
 INFERENCE_DTYPE_VARIABLE = "GLAE_ST_INFERENCE_DTYPE"
 """Environment variable that decides ``inference_dtype="auto"``: ``float32`` or ``bfloat16``."""
+
+
+def thread_only_progress_lock() -> None:
+    """In a child process, give tqdm a thread lock instead of its default multiprocessing one.
+
+    sentence-transformers' pool workers open (disabled) progress bars, and tqdm's first bar creates a
+    multiprocessing lock, a named semaphore registered with the resource tracker; the pool then ends its workers
+    with SIGTERM, so the semaphore is never unregistered and Python prints "There appear to be N leaked semaphore
+    objects" at exit (with any model, one per worker). A worker's bars never share a terminal line with another
+    process's, so a thread lock is all they need.
+    """
+    if multiprocessing.current_process().name != "MainProcess":  # named before a spawned child unpickles its args
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
 
 
 def bf16_is_fast(device: torch.device) -> bool:

