@@ -87,10 +87,15 @@ def check_output(output: str, force: bool) -> None:
     path = Path(output)
     if path.is_dir():
         raise UsageError(f"{output} is a folder; give a file name ending in .npy or .jsonl.")
+    check_writable(path, force)
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Refuse a file in a missing folder, or one that exists (unless ``force``)."""
     if not path.parent.is_dir():
-        raise UsageError(f"cannot write {output}: the folder {path.parent} does not exist; create it first.")
+        raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist; create it first.")
     if path.exists() and not force:
-        raise UsageError(f"{output} already exists; pass --force to overwrite it.")
+        raise UsageError(f"{path} already exists; pass --force to overwrite it.")
 
 
 def read_utf8(file: Path) -> str:
@@ -255,10 +260,7 @@ def check_report_output(output: str, force: bool) -> None:
     path = Path(output)
     if path.suffix.lower() != ".json":
         raise UsageError(f"{output}: the report is JSON; give a file name ending in .json.")
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {output}: the folder {path.parent} does not exist; create it first.")
-    if path.exists() and not force:
-        raise UsageError(f"{output} already exists; pass --force to overwrite it.")
+    check_writable(path, force)
 
 
 def load_foreign_model(name: str) -> Any:

@@ -9,6 +9,7 @@ from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 
 from glae_st.decoding import glae_module
+from glae_st.losses.glae import GLAE_CITATION
 
 
 class BoundedContextLoss(nn.Module):
@@ -76,10 +77,4 @@ class BoundedContextLoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        return """
-@article{zhang2024glae,
-    title={Generative Language Autoencoders Are Lossless Embedding Models},
-    author={Zhang, Yifan and others},
-    year={2024}
-}
-"""
+        return GLAE_CITATION

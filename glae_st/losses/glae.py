@@ -13,6 +13,15 @@ from torch import Tensor, nn
 from glae_st.decoding import glae_module
 from glae_st.losses.weights import check_term_weights
 
+GLAE_CITATION = """
+@article{zhang2024glae,
+    title={Generative Language Autoencoders Are Lossless Embedding Models},
+    author={Zhang, Yifan and others},
+    year={2024}
+}
+"""
+"""BibTeX of the GLAE paper, the citation of the losses that implement it."""
+
 
 class GLAELoss(nn.Module):
     """The GLAE objective ``L = w1 * L1 + w2 * L2`` (Zhang et al., 2024, "Generative Language Autoencoders Are
@@ -189,10 +198,4 @@ class GLAELoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        return """
-@article{zhang2024glae,
-    title={Generative Language Autoencoders Are Lossless Embedding Models},
-    author={Zhang, Yifan and others},
-    year={2024}
-}
-"""
+        return GLAE_CITATION
