@@ -16,6 +16,7 @@ the fitted translators (``<output-dir>/translators/<model>``). Example (from the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,9 +55,26 @@ def held_out_sentences(glae: SentenceTransformer, limit: int, max_tokens: int, s
     return random.Random(seed).sample(texts, min(limit, len(texts)))
 
 
-def embed(model: SentenceTransformer, texts: Sequence[str], batch_size: int) -> np.ndarray:
-    """Embeddings of the fitting corpus, with a progress bar."""
-    return model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
+def embed(
+    model: SentenceTransformer, texts: Sequence[str], batch_size: int, cache: Path | None = None, part: int = 5_000
+) -> np.ndarray:
+    """Embeddings of the fitting corpus, ``part`` texts at a time; with ``cache``, each part is saved there as
+    ``<cache>-<digest of its texts>.npy`` once done and read back on a rerun, so an interrupted run resumes where
+    it stopped, and a smaller fitting corpus (a prefix of a larger one) reuses its parts."""
+    parts = []
+    for start in tqdm(range(0, len(texts), part), desc=f"Embedding {len(texts):,} texts", unit="part"):
+        chunk = list(texts[start : start + part])
+        digest = hashlib.sha1("\n".join(chunk).encode()).hexdigest()[:16]
+        path = None if cache is None else cache.parent / f"{cache.name}-{digest}.npy"
+        if path is not None and path.is_file():
+            parts.append(np.load(path))
+            continue
+        vectors = model.encode(chunk, batch_size=batch_size, convert_to_numpy=True)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors)
+        parts.append(vectors)
+    return np.concatenate(parts)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -70,6 +89,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=1, help="Round-trip rerank K (1: greedy).")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/audit.")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("runs/audit-embeddings"), help="Fitting embeddings kept for a rerun."
+    )
     return parser.parse_args(argv)
 
 
@@ -86,17 +108,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "glae_own": leakage(own, texts),
         "models": {},
     }
-    target_cache: dict[int, np.ndarray] = {}
     for name in args.models:
         limit = args.fit_texts if name == "all-MiniLM-L6-v2" else min(args.fit_texts, args.fit_texts_mean_pooling)
-        fitting = fitting_texts(limit)
-        assert not set(fitting) & set(texts), "fitting and audited texts must be disjoint"
+        fitting = fitting_texts(limit, exclude=texts)
         model = audited_model(name)
         start = time.perf_counter()
-        if len(fitting) not in target_cache:
-            target_cache[len(fitting)] = embed(glae, fitting, args.batch_size)
-        source = embed(model, fitting, args.batch_size)
-        translator = EmbeddingTranslator.fit(source, target_cache[len(fitting)], name, "glae-smollm2-135m")
+        target = embed(glae, fitting, args.batch_size, args.cache_dir / "glae")
+        source = embed(model, fitting, args.batch_size, args.cache_dir / name)
+        translator = EmbeddingTranslator.fit(source, target, name, "glae-smollm2-135m")
         fit_seconds = time.perf_counter() - start
         translator.save(str(output_dir / "translators" / name))
         report = audit(model, texts, translator, glae, name, num_candidates=args.candidates, batch_size=args.batch_size)

@@ -23,6 +23,10 @@ accuracy@1 with ``long_text="iterative"`` against ``"truncate"`` (the first chun
 iteratively or truncated to one chunk and decoded (greedy); token recall is the share of the whole text's words
 that come back.
 
+**Generation** (``generate``). :func:`glae_st.generate_long` continues the first ``--generate-prefix`` tokens of
+``--generate-texts`` articles (greedy, ``--window`` tokens verbatim plus the memory of the rest); the true
+continuation is kept beside each output, to read.
+
 Writes ``<output-dir>/long_text.json`` and ``long_text_memory.png``. Example (from the repository root)::
 
     python benchmarks/long_text.py --limit 16 --parts lm retrieval fidelity
@@ -61,14 +65,14 @@ from benchmarks.common import (
 )
 from glae_st import corpora
 from glae_st.evaluation import token_recall
-from glae_st.long_text import BoundedContext, compress_context, context_embeds
+from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
 from glae_st.module import GLAEEmbedding
 
 MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 """Text lengths (backbone tokens) of the memory measurement."""
 CONTEXTS = ("full", "truncate", "glae-memory")
 DEFAULT_ARTICLES = 64
-PARTS = ("memory", "lm", "retrieval", "fidelity")
+PARTS = ("memory", "lm", "retrieval", "fidelity", "generate")
 MINILM = "all-MiniLM-L6-v2"
 
 
@@ -218,6 +222,23 @@ def fidelity_run(module: GLAEEmbedding, lengths: Sequence[int], n_texts: int) ->
     return rows
 
 
+def generate_run(
+    module: GLAEEmbedding, n_texts: int, prefix: int, window: int, max_new_tokens: int
+) -> list[dict[str, str]]:
+    """:func:`glae_st.generate_long` on the first ``prefix`` tokens of held-out articles, with the true continuation."""
+    documents = held_out_article_ids(module.tokenizer, prefix + max_new_tokens, n_texts)
+    prefixes = [module.tokenizer.decode(ids[:prefix]) for ids in documents]
+    generated = generate_long(module, prefixes, max_new_tokens=max_new_tokens, window=window)
+    return [
+        {
+            "prefix_end": module.tokenizer.decode(ids[prefix - window : prefix]),
+            "generated": text,
+            "true_continuation": module.tokenizer.decode(ids[prefix : prefix + max_new_tokens]),
+        }
+        for ids, text in zip(documents, generated)
+    ]
+
+
 def plot_memory(results: Sequence[dict[str, Any]], path: Path) -> None:
     """Peak memory above the loaded model against text length, iterative vs single pass (log x)."""
     import matplotlib
@@ -277,6 +298,9 @@ def format_tables(summary: dict[str, Any]) -> str:
             f"| {r['tokens']} | {r['mode']} | {r['texts']} | {100 * r['token_recall']:.1f} |"
             for r in summary["fidelity"]
         ]
+    for example in summary.get("generate", []):
+        lines += ["", f"...{example['prefix_end']}", f"  generated: {example['generated']}"]
+        lines += [f"  true:      {example['true_continuation']}"]
     return "\n".join(lines).strip("\n")
 
 
@@ -297,6 +321,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--continuation", type=int, default=32, help="Continuation tokens scored.")
     parser.add_argument("--fidelity-lengths", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--fidelity-texts", type=int, default=12, help="Texts per length of the fidelity part.")
+    parser.add_argument("--generate-texts", type=int, default=4, help="Articles continued by the generate part.")
+    parser.add_argument("--generate-prefix", type=int, default=512, help="Tokens of each article before generation.")
+    parser.add_argument("--generate-tokens", type=int, default=48, help="Tokens generated per article.")
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/long_text (limit-N with --limit).")
     return parser.parse_args(argv)
 
@@ -330,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         summary["retrieval"] = retrieval_run(args.model)
     if "fidelity" in args.parts:
         summary["fidelity"] = fidelity_run(module, args.fidelity_lengths, args.fidelity_texts)
+    if "generate" in args.parts:
+        summary["generate"] = generate_run(
+            module, args.generate_texts, args.generate_prefix, args.window, args.generate_tokens
+        )
     summary["machine"] = machine_info()
     write_json(output_dir / "long_text.json", summary)
     if summary.get("memory"):

@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import decode_accuracy, long_text, run_mteb, throughput
+from benchmarks import decode_accuracy, inversion_audit, long_text, run_mteb, scaling, throughput
 from benchmarks.common import REPO_ROOT, RESULTS_DIR, results_dir
 
 BENCHMARKS = {
@@ -39,6 +39,8 @@ RESULT_FILES = {
     "decode": "decode/decode_accuracy.json",
     "throughput": "throughput/throughput.json",
     "long_text": "long_text/long_text.json",
+    "audit": "audit/inversion_audit.json",
+    "scaling": "scaling/scaling.json",
 }
 """Result file of each benchmark, relative to the results folder of a run."""
 
@@ -74,8 +76,9 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def render_report(results: Path, report: Path) -> str:
     """The Markdown report of the results saved under ``results``, with links relative to ``report``."""
-    mteb, decode, speed, long = (
-        _load(results / RESULT_FILES[name]) for name in ("mteb", "decode", "throughput", "long_text")
+    mteb, decode, speed, long, leakage, scale = (
+        _load(results / RESULT_FILES[name])
+        for name in ("mteb", "decode", "throughput", "long_text", "audit", "scaling")
     )
     sections = [
         "# glae-st benchmark results",
@@ -165,11 +168,46 @@ def render_report(results: Path, report: Path) -> str:
                 f"![Peak memory vs text length]({_relative(results / 'long_text' / 'long_text_memory.png', report)})"
             )
 
-    runs = (mteb, decode, speed, long)
+    sections.append("## Inversion audit")
+    if leakage is None:
+        sections.append("Not run.")
+    else:
+        sections += [
+            (
+                f"{leakage['audited_texts']} held-out news sentences (test articles), embedded by each model, mapped "
+                "into GLAE's space by an `EmbeddingTranslator` (ridge) fitted on other offline sentences, and decoded "
+                "by GLAE (greedy); token F1, exact match and the shares of names and numbers recovered, in %."
+            ),
+            inversion_audit.format_table(leakage),
+        ]
+
+    sections.append("## Corpus-scale encoding")
+    if scale is None:
+        sections.append("Not run.")
+    else:
+        config = scale["config"]
+        sections += [
+            (
+                f"{config['texts']} held-out news sentences, batch {config['batch_size']}, {config['cores']} cores; "
+                "each engine and worker count in a fresh process, start-up timed apart from the steady-state rate."
+            ),
+            scaling.format_table(scale["results"]),
+        ]
+
+    runs = (mteb, decode, speed, long, leakage, scale)
     sections += ["## Commands", "```bash\n" + "\n".join(r["command"] for r in runs if r) + "\n```"]
     sections += [
         "## Machine",
-        _machine_table({"MTEB": mteb, "decoding": decode, "throughput": speed, "long texts": long}),
+        _machine_table(
+            {
+                "MTEB": mteb,
+                "decoding": decode,
+                "throughput": speed,
+                "long texts": long,
+                "inversion audit": leakage,
+                "corpus scale": scale,
+            }
+        ),
     ]
     return "\n\n".join(sections) + "\n"
 

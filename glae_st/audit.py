@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ _NUMBER = re.compile(r"\d[\d,.:]*\d|\d")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z'-]+")
 
 
-def fitting_texts(limit: int, max_words: int = 32, seed: int = 0) -> list[str]:
-    """``limit`` distinct sentences drawn evenly (seeded) from :data:`FITTING_CORPORA`.
+def fitting_texts(limit: int, max_words: int = 32, seed: int = 0, exclude: Collection[str] = ()) -> list[str]:
+    """``limit`` distinct sentences drawn evenly (seeded) from :data:`FITTING_CORPORA`, none of them in
+    ``exclude`` (pass the audited texts, so fitting and audited texts are disjoint).
 
     Raises:
         ValueError: ``limit`` is below 20 (too few to fit a translator).
@@ -53,9 +54,10 @@ def fitting_texts(limit: int, max_words: int = 32, seed: int = 0) -> list[str]:
     if limit < 20:
         raise ValueError(f"A translator needs at least 20 fitting texts, got {limit}.")
     rng = random.Random(seed)
+    excluded = set(exclude)
     pools = []
     for read in FITTING_CORPORA.values():
-        pool = [text for text in dict.fromkeys(read()) if len(text.split()) <= max_words]
+        pool = [text for text in dict.fromkeys(read()) if len(text.split()) <= max_words and text not in excluded]
         rng.shuffle(pool)
         pools.append(pool)
     texts: list[str] = []

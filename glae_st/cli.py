@@ -300,7 +300,7 @@ def run_audit(args: argparse.Namespace) -> None:
     foreign = load_foreign_model(args.foreign_model)
     glae = registry.load_model(args.model)
     if translator is None:
-        fitting = audit.fitting_texts(args.fit_texts)
+        fitting = audit.fitting_texts(args.fit_texts, exclude=texts)
         translator = audit.fit_translator(foreign, glae, fitting, foreign_name, Path(str(args.model)).name)
         if args.save_translator:
             translator.save(args.save_translator)

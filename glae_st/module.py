@@ -143,6 +143,8 @@ class GLAEEmbedding(InputModule):
         self.continue_prefix_ids = self._token_ids(prompts.CONTINUE.prefix)
         self.continue_suffix_ids = self._token_ids(prompts.CONTINUE.suffix)
         self._stored_prefix: PrefixKeyValues | None = None
+        self._weight_copies: dict[torch.dtype, dict[str, torch.Tensor]] = {}
+        self._held_dtype = torch.float32
         self.max_seq_length = self.max_text_tokens if max_seq_length is None else max_seq_length
 
     @property
@@ -227,6 +229,7 @@ class GLAEEmbedding(InputModule):
         with peft_deprecations_silenced():
             self.causal_lm = get_peft_model(self.causal_lm, lora_config)
         self._stored_prefix = None
+        self._weight_copies = {}
 
     # ------------------------------------------------------------------ preprocessing
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -335,8 +338,40 @@ class GLAEEmbedding(InputModule):
     def inference_autocast(self) -> contextlib.AbstractContextManager:
         """``torch.autocast`` to bfloat16 at inference when :meth:`compute_dtype` says so; otherwise a no-op."""
         if self.training or torch.is_grad_enabled() or self.compute_dtype() != torch.bfloat16:
+            self._hold_weights_in(torch.float32)
             return contextlib.nullcontext()
+        self._hold_weights_in(torch.bfloat16)
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _hold_weights_in(self, dtype: torch.dtype) -> None:
+        """Swap the backbone's folded weights to ``dtype``: a bfloat16 copy for bf16 inference, the float32 originals
+        for everything else.
+
+        Under autocast alone every matmul casts its float32 weight to bfloat16 again, on every batch and, when
+        generating, for every new token; bf16 weights remove those casts and halve the bytes read. The copy is made
+        once (after the LoRA adapter is folded in float32) and the float32 tensors are kept as they were, so training,
+        saving and float32 inference never see rounded weights. A backbone that is not float32 is left as it is.
+        """
+        if dtype == self._held_dtype and all(
+            p.device == self.device for p in self._weight_copies.get(dtype, {}).values()
+        ):
+            return
+        if not self._weight_copies:
+            if dtype == torch.float32 or self.base_lm.dtype != torch.float32:
+                return
+            # unused once the adapter is folded, and trainable: they stay float32
+            parameters = self.causal_lm.named_parameters()
+            folded = {n: p.data for n, p in parameters if "lora_" not in n and "trainable_tokens" not in n}
+            self._weight_copies = {torch.float32: folded}
+        device, copies = self.device, self._weight_copies
+        parameters = dict(self.causal_lm.named_parameters())
+        copies[torch.float32] = {n: t.to(device) for n, t in copies[torch.float32].items()}
+        if dtype not in copies or any(t.device != device for t in copies[dtype].values()):
+            copies[dtype] = {n: t.to(device, dtype) for n, t in copies[torch.float32].items()}
+        for name, tensor in copies[dtype].items():
+            parameters[name].data = tensor
+        self._held_dtype = dtype
+        self._stored_prefix = None  # its keys and values were computed with the other weights
 
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]], iterative: bool = True) -> torch.Tensor:
         """(batch, hidden) embeddings of already tokenised texts (read in chunks when ``iterative``)."""
@@ -491,7 +526,9 @@ class GLAEEmbedding(InputModule):
     def train(self, mode: bool = True) -> GLAEEmbedding:
         self._truncation_warned = False
         if mode:
-            self._stored_prefix = None  # weights may change: a prefix cache never outlives training
+            self._hold_weights_in(torch.float32)
+            self._weight_copies = {}  # training changes the weights: a bf16 copy never outlives it
+            self._stored_prefix = None  # the same for the prefix cache
         super().train(mode)
         self._fold_lora(not mode)
         return self
@@ -606,6 +643,7 @@ class GLAEEmbedding(InputModule):
     # ------------------------------------------------------------------ saving and loading
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Save the config, the bridge and special-token rows, and the LoRA adapter if any (never the backbone)."""
+        self._hold_weights_in(torch.float32)
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
         tensors = {f"bridge.{name}": value for name, value in self.bridge.state_dict().items()}

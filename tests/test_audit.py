@@ -86,6 +86,18 @@ def test_names_and_numbers_recovered_count_verbatim_matches():
     assert audit.recovered_share(audit._NUMBER, ["x"], ["no digits here"]) is None
 
 
+def test_fitting_texts_draw_evenly_and_leave_out_the_audited_texts(monkeypatch):
+    corpora = {"a": lambda: [f"a {i}" for i in range(50)], "b": lambda: [f"b {i}" for i in range(50)] + ["a 3"]}
+    monkeypatch.setattr(audit, "FITTING_CORPORA", corpora)
+    fitting = audit.fitting_texts(40, exclude=["a 3", "b 7"])
+    assert len(fitting) == len(set(fitting)) == 40
+    assert sum(text.startswith("a") for text in fitting) == 20
+    assert audit.fitting_texts(100, exclude=["a 3", "b 7"]) == audit.fitting_texts(100, exclude={"b 7", "a 3"})
+    assert {"a 3", "b 7"}.isdisjoint(audit.fitting_texts(100, exclude=["a 3", "b 7"]))
+    assert "a 3" in audit.fitting_texts(100)
+    assert audit.fitting_texts(40) == audit.fitting_texts(100)[:40]  # a smaller fit is a prefix of a larger one
+
+
 def test_an_audit_of_the_model_itself_decodes_like_the_model(tiny_model):
     """With GLAE as the foreign model the fitted map is close to the identity, so the audit's decodes are the
     model's own decodes, and every text lands in exactly one length bucket."""

@@ -19,7 +19,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from sentence_transformers import SentenceTransformer
 from transformers import AutoTokenizer
 
-from benchmarks import common, decode_accuracy, run_all, run_mteb, throughput
+from benchmarks import common, decode_accuracy, run_all, run_mteb, scaling, throughput
 from benchmarks.common import machine_info
 from benchmarks.local_tasks import (
     LOCAL_TASKS,
@@ -337,6 +337,18 @@ def test_throughput_measure_times_repeats(tiny_model: SentenceTransformer, tiny_
     assert result["sentences_per_second"] == pytest.approx(len(short) / np.median(result["seconds"]))
 
 
+def test_scaling_runs_every_engine_in_its_own_process_and_gives_the_single_process_vectors(saved_model_dir: Path):
+    texts = [f"Sentence {i} about {'rain' if i % 2 else 'stocks'}." for i in range(12)]
+    rows = scaling.run(list(scaling.ENGINES), [2], texts, batch_size=4, model_name=str(saved_model_dir))
+    assert [(row["engine"], row["workers"]) for row in rows] == [("single", 1), ("st-pool", 2), ("ray", 2)]
+    assert rows[0]["speedup_vs_single"] == 1.0 and rows[0]["max_abs_diff_vs_single"] == 0.0
+    for row in rows:
+        assert row["texts"] == 12 and row["sentences_per_second"] == pytest.approx(12 / row["seconds"])
+        assert row["max_abs_diff_vs_single"] < 1e-4
+    table = scaling.format_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and table[3].startswith("| st-pool | 2 |")
+
+
 def test_report_renders_every_section(tmp_path: Path):
     machine = machine_info()
     metrics = {
@@ -368,6 +380,33 @@ def test_report_renders_every_section(tmp_path: Path):
             "systems": {"glae": {"0.0": {"buckets": {"8": metrics}, "overall": metrics, "examples": {}}}},
             "machine": machine,
         },
+        "audit/inversion_audit.json": {
+            "command": "python benchmarks/inversion_audit.py --fit-texts 100",
+            "audited_texts": 3,
+            "glae_own": {"token_f1": 0.5, "exact_match": 0.0, "names_recovered": None, "numbers_recovered": 1.0},
+            "models": {
+                "all-MiniLM-L6-v2": {
+                    "fit": {"texts": 1000},
+                    "overall": {"token_f1": 0.3, "exact_match": 0.0, "names_recovered": 0.25, "numbers_recovered": 0.5},
+                }
+            },
+            "machine": machine,
+        },
+        "scaling/scaling.json": {
+            "command": "python benchmarks/scaling.py --texts 8",
+            "config": {"texts": 8, "batch_size": 4, "cores": 2},
+            "results": [
+                {
+                    "engine": "single",
+                    "workers": 1,
+                    "sentences_per_second": 10.0,
+                    "startup_seconds": 0.0,
+                    "speedup_vs_single": 1.0,
+                    "max_abs_diff_vs_single": 0.0,
+                },
+            ],
+            "machine": machine,
+        },
     }
     for name, payload in results.items():
         (tmp_path / name).parent.mkdir(parents=True)
@@ -383,6 +422,10 @@ def test_report_renders_every_section(tmp_path: Path):
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
     assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report
+    assert "| all-MiniLM-L6-v2 | 1,000 | 30.0 | 0.0 | 25.0 | 50.0 |" in report
+    assert "| GLAE itself (its own embeddings) | - | 50.0 | 0.0 | n/a | 100.0 |" in report
+    assert "| single | 1 | 10.0 | 1.00x | 0.0 | 0.0e+00 |" in report
+    assert "| inversion audit |" in report and "| corpus scale |" in report
 
 
 def test_long_text_continuation_nll_is_the_language_model_loss(tiny_model):
@@ -433,6 +476,26 @@ def test_long_text_tables_render(tmp_path: Path):
     assert long_text.format_tables({"retrieval": summary["retrieval"]}).startswith("| long-document retrieval |")
     long_text.plot_memory(summary["memory"], tmp_path / "memory.png")
     assert (tmp_path / "memory.png").stat().st_size > 0
+
+
+def test_long_text_generate_continues_held_out_prefixes_with_their_true_continuation(
+    tiny_model, monkeypatch: pytest.MonkeyPatch
+):
+    from benchmarks import long_text
+    from glae_st import corpora
+
+    articles = [("short", "Too short."), ("long", " ".join(ARTICLES * 3)), ("long2", " ".join(ARTICLES[::-1] * 3))]
+    monkeypatch.setattr(corpora, "news_split_articles", lambda split: articles)
+    module = tiny_model[0]
+    examples = long_text.generate_run(module, n_texts=2, prefix=40, window=8, max_new_tokens=5)
+    assert len(examples) == 2
+    for example, (_, text) in zip(examples, articles[1:]):
+        ids = module.tokenizer(" ".join(text.split()), add_special_tokens=False)["input_ids"]
+        assert example["prefix_end"] == module.tokenizer.decode(ids[32:40])
+        assert example["true_continuation"] == module.tokenizer.decode(ids[40:45])
+        assert isinstance(example["generated"], str)
+    table = long_text.format_tables({"generate": examples})
+    assert f"...{examples[0]['prefix_end']}" in table and f"  generated: {examples[1]['generated']}" in table
 
 
 def test_long_document_queries_come_from_deep_inside_held_out_articles(monkeypatch: pytest.MonkeyPatch):

@@ -229,3 +229,41 @@ def test_bf16_inference_is_close_to_float32_and_auto_follows_the_hardware(tiny_m
         module.compute_dtype()
     with pytest.raises(ValueError, match="inference_dtype must be one of"):
         GLAEEmbedding(module.backbone, inference_dtype="half")
+
+
+def test_bf16_inference_holds_bf16_weights_and_float32_comes_back_unrounded(tiny_backbone, tmp_path):
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    module = GLAEEmbedding(tiny_backbone, max_seq_length=64)
+    module.add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    model = SentenceTransformer(modules=[module], device="cpu")
+    weight = module.decoder.layers[0].mlp.up_proj.base_layer.weight
+    module.inference_dtype = "float32"
+    full = model.encode(TEXTS, convert_to_tensor=True)
+    folded = weight.detach().clone()  # float32 with the adapter folded in
+    module.inference_dtype = "bfloat16"
+    half = model.encode(TEXTS, convert_to_tensor=True)
+    assert weight.dtype == torch.bfloat16 and module.base_lm.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert torch.nn.functional.cosine_similarity(half, full).min() > 0.99
+    assert glae_st.decode(model, half.numpy(), max_new_tokens=4)  # generation runs on the bf16 weights
+    module.inference_dtype = "float32"
+    assert torch.equal(model.encode(TEXTS, convert_to_tensor=True), full)
+    assert weight.dtype == torch.float32 and torch.equal(weight, folded)
+    module.inference_dtype = "bfloat16"
+    model.encode(TEXTS)
+    model.save(str(tmp_path / "saved"))  # saves float32, never the rounded copy
+    saved = load_file(str(tmp_path / "saved" / "glae_weights.safetensors"))
+    assert {tensor.dtype for tensor in saved.values()} == {torch.float32}
+    reloaded = glae_st.load_model(str(tmp_path / "saved"))
+    reloaded[0].inference_dtype = "float32"
+    torch.testing.assert_close(reloaded.encode(TEXTS, convert_to_tensor=True), full, atol=1e-5, rtol=0)
+    model.train()  # training unfolds float32 weights: the originals, not the bf16 copy
+    unfolded = weight.detach().clone()
+    model.eval()
+    assert torch.equal(weight, folded) and not torch.equal(unfolded, folded)
