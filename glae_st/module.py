@@ -544,7 +544,15 @@ class GLAEEmbedding(InputModule):
             return
         from peft.tuners.tuners_utils import BaseTunerLayer
 
-        folded = any(layer.merged for layer in self.causal_lm.modules() if isinstance(layer, BaseTunerLayer))
+        lora_layers = [layer for layer in self.causal_lm.modules() if isinstance(layer, BaseTunerLayer)]
+        folded = any(layer.merged for layer in lora_layers)
+        if fold != folded:
+            # sentence-transformers' multi-process pool hands every worker the same shared-memory weights: folding
+            # them in place would add the adapter (and the special-token rows) once per worker, so a worker folds into
+            # its own copy
+            for parameter in self.causal_lm.parameters():
+                if parameter.is_shared():
+                    parameter.data = parameter.data.clone()
         if fold and not folded:
             self.causal_lm.merge_adapter()
         elif folded and not fold:

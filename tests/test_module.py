@@ -145,6 +145,23 @@ def test_lora_folds_into_the_backbone_at_inference_and_unfolds_for_training(tiny
         torch.testing.assert_close(layer.get_base_layer().weight, weight, rtol=0, atol=1e-6)
 
 
+def test_folding_never_writes_into_weights_shared_with_other_processes(tiny_model):
+    """The sentence-transformers pool shares one copy of the weights among its workers: each worker folds the
+    adapter into weights of its own, so the shared ones stay as they were and every worker encodes alike."""
+    module = tiny_model[0]
+    add_random_lora(module)
+    tiny_model.train()
+    expected = tiny_model.encode(TEXTS)
+    tiny_model.train()
+    module.causal_lm.share_memory()
+    shared = {n: p.data for n, p in module.causal_lm.named_parameters()}  # the tensors other workers also hold
+    assert all(tensor.is_shared() for tensor in shared.values())
+    before = {n: tensor.clone() for n, tensor in shared.items()}
+    np.testing.assert_allclose(tiny_model.encode(TEXTS), expected, rtol=1e-5, atol=1e-6)
+    for name, tensor in shared.items():
+        torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
+
+
 def test_sentence_transformers_options_work(tiny_model):
     full = tiny_model.encode(TEXTS)
     normalised = tiny_model.encode(TEXTS, normalize_embeddings=True)
