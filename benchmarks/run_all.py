@@ -18,7 +18,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,18 +131,18 @@ def render_report(results: Path, report: Path) -> str:
             f"![Decoding fidelity vs text length]({_relative(results / 'decode' / 'decode_accuracy.png', report)})",
         ]
 
-    sections.append("## Encoding throughput")
-    if speed is None:
-        sections.append("Not run.")
-    else:
-        config = speed["config"]
-        sections += [
+    sections += _section(
+        "Encoding throughput",
+        speed,
+        lambda run: [
             (
-                f"Batch size {config['batch_size']}, median of {config['repeats']} timed passes after "
-                f"{config['warmup']} untimed warm-up pass(es); each measurement in a fresh process (peak RSS includes the model)."
+                f"Batch size {run['config']['batch_size']}, median of {run['config']['repeats']} timed passes after "
+                f"{run['config']['warmup']} untimed warm-up pass(es); each measurement in a fresh process (peak RSS "
+                "includes the model)."
             ),
-            throughput.format_table(speed["results"]),
-        ]
+            throughput.format_table(run["results"]),
+        ],
+    )
 
     sections.append("## Long texts")
     if long is None:
@@ -168,31 +168,30 @@ def render_report(results: Path, report: Path) -> str:
                 f"![Peak memory vs text length]({_relative(results / 'long_text' / 'long_text_memory.png', report)})"
             )
 
-    sections.append("## Inversion audit")
-    if leakage is None:
-        sections.append("Not run.")
-    else:
-        sections += [
+    sections += _section(
+        "Inversion audit",
+        leakage,
+        lambda run: [
             (
-                f"{leakage['audited_texts']} held-out news sentences (test articles), embedded by each model, mapped "
+                f"{run['audited_texts']} held-out news sentences (test articles), embedded by each model, mapped "
                 "into GLAE's space by an `EmbeddingTranslator` (ridge) fitted on other offline sentences, and decoded "
                 "by GLAE (greedy); token F1, exact match and the shares of names and numbers recovered, in %."
             ),
-            inversion_audit.format_table(leakage),
-        ]
-
-    sections.append("## Corpus-scale encoding")
-    if scale is None:
-        sections.append("Not run.")
-    else:
-        config = scale["config"]
-        sections += [
+            inversion_audit.format_table(run),
+        ],
+    )
+    sections += _section(
+        "Corpus-scale encoding",
+        scale,
+        lambda run: [
             (
-                f"{config['texts']} held-out news sentences, batch {config['batch_size']}, {config['cores']} cores; "
-                "each engine and worker count in a fresh process, start-up timed apart from the steady-state rate."
+                f"{run['config']['texts']} held-out news sentences, batch {run['config']['batch_size']}, "
+                f"{run['config']['cores']} cores; each engine and worker count in a fresh process, start-up timed "
+                "apart from the steady-state rate."
             ),
-            scaling.format_table(scale["results"]),
-        ]
+            scaling.format_table(run["results"]),
+        ],
+    )
 
     runs = (mteb, decode, speed, long, leakage, scale)
     sections += ["## Commands", "```bash\n" + "\n".join(r["command"] for r in runs if r) + "\n```"]
@@ -210,6 +209,11 @@ def render_report(results: Path, report: Path) -> str:
         ),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _section(title: str, run: dict[str, Any] | None, body: Callable[[dict[str, Any]], list[str]]) -> list[str]:
+    """A report section: its heading, then ``body(run)``, or "Not run." when the benchmark has no result."""
+    return [f"## {title}", *(["Not run."] if run is None else body(run))]
 
 
 def _display_path(path: Path) -> str:
