@@ -40,8 +40,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.common import command_line, load_glae, machine_info, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora
 
-ENGINES = ("single", "st-pool", "ray")
-
 
 def corpus(n_texts: int, seed: int = 0) -> list[str]:
     """``n_texts`` random held-out news sentences and headlines."""
@@ -91,6 +89,7 @@ def _ray(model_name: str, texts: list[str], workers: int, batch_size: int) -> di
 
 
 RUNNERS = {"single": _single, "st-pool": _st_pool, "ray": _ray}
+ENGINES = tuple(RUNNERS)
 
 
 def _measure(engine: str, model_name: str, texts: list[str], workers: int, batch_size: int) -> dict[str, Any]:
@@ -119,13 +118,12 @@ def run(
         # a process pool's workers are not daemonic, so the sentence-transformers pool can start its own
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
             rows.append(executor.submit(_measure, engine, model_name, texts, n, batch_size).result())
-    reference = next((row for row in rows if row["engine"] == "single"), None)
-    for row in rows:
-        if reference is not None:
-            row["speedup_vs_single"] = row["sentences_per_second"] / reference["sentences_per_second"]
-            row["max_abs_diff_vs_single"] = float(np.abs(row["vectors"] - reference["vectors"]).max())
-    for row in rows:
-        del row["vectors"]
+    vectors = [row.pop("vectors") for row in rows]
+    reference = next((i for i, row in enumerate(rows) if row["engine"] == "single"), None)
+    if reference is not None:
+        for row, row_vectors in zip(rows, vectors):
+            row["speedup_vs_single"] = row["sentences_per_second"] / rows[reference]["sentences_per_second"]
+            row["max_abs_diff_vs_single"] = float(np.abs(row_vectors - vectors[reference]).max())
     return rows
 
 
