@@ -123,6 +123,10 @@ class EmbeddingTranslator(Module):
             )
         if len(source) < 20:
             raise ValueError(f"fit needs at least 20 texts embedded by both models, got {len(source)}.")
+        if not hidden_features or any(width < 0 for width in hidden_features):
+            raise ValueError(
+                f"hidden_features needs at least one width, 0 for ridge or a positive MLP width; got {hidden_features}."
+            )
         order = np.random.default_rng(seed).permutation(len(source))
         n_dev = max(1, int(len(source) * dev_fraction))
         dev, train = order[:n_dev], order[n_dev:]
@@ -132,9 +136,9 @@ class EmbeddingTranslator(Module):
                 translator = cls(source.shape[1], target.shape[1], source_model, target_model, width)
                 translator._train_mlp(source[train], target[train], epochs, seed)
                 translator.fit_texts = len(train)
+                translator.dev_cosine = _mean_cosine(translator.translate(source[dev]).numpy(), target[dev])
             else:
                 translator = cls._fit_ridge(source, target, train, dev, alphas, source_model, target_model)
-            translator.dev_cosine = _mean_cosine(translator.translate(source[dev]).numpy(), target[dev])
             candidates.append(translator)
         return max(candidates, key=lambda candidate: candidate.dev_cosine)
 
@@ -149,16 +153,17 @@ class EmbeddingTranslator(Module):
         source_model: str,
         target_model: str,
     ) -> EmbeddingTranslator:
-        """The ridge map with the penalty whose fit on ``train`` rows is best on ``dev`` rows, refitted on all."""
+        """The ridge map with the penalty whose fit on ``train`` rows is best on ``dev`` rows, refitted on all; its
+        ``dev_cosine`` is that of the ``train``-only fit, so it compares fairly with an MLP's."""
         source, target = source.astype(np.float64), target.astype(np.float64)
 
         def dev_cosine(alpha: float) -> float:
             weight, bias = _ridge(source[train], target[train], alpha)
             return _mean_cosine(source[dev] @ weight + bias, target[dev])
 
-        alpha = max(alphas, key=dev_cosine)
+        cosine, alpha = max(((dev_cosine(alpha), alpha) for alpha in alphas), key=lambda scored: scored[0])
         weight, bias = _ridge(source, target, alpha)
-        translator = cls(source.shape[1], target.shape[1], source_model, target_model, 0, alpha, len(source))
+        translator = cls(source.shape[1], target.shape[1], source_model, target_model, 0, alpha, len(source), cosine)
         with torch.no_grad():
             translator.projection.weight.copy_(torch.from_numpy(weight.T))
             translator.projection.bias.copy_(torch.from_numpy(bias))

@@ -67,6 +67,11 @@ def test_on_an_affine_map_ridge_beats_the_mlp_on_dev():
     source, target, _, _ = affine_pairs()
     chosen = EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0, 64))
     assert chosen.hidden_features == 0 and chosen.dev_cosine > 0.999
+    # the ridge's dev cosine is that of its fit without the dev rows, as the MLP's is
+    source, target = nonlinear_pairs(rows=200)
+    ridge = EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=(0,))
+    dev = np.random.default_rng(0).permutation(200)[:10]
+    assert ridge.dev_cosine < glae_st.translator._mean_cosine(ridge.translate(source[dev]).numpy(), target[dev])
 
 
 @pytest.mark.parametrize("hidden_features", [0, 64])
@@ -91,6 +96,9 @@ def test_bad_shapes_and_foreign_models_are_refused():
         EmbeddingTranslator.fit(source, target[:-1], "s", "t")
     with pytest.raises(ValueError, match="at least 20 texts"):
         EmbeddingTranslator.fit(source[:10], target[:10], "s", "t")
+    for widths in ((), (0, -8)):
+        with pytest.raises(ValueError, match="hidden_features needs at least one width, 0 for ridge or a positive"):
+            EmbeddingTranslator.fit(source, target, "s", "t", hidden_features=widths)
     translator = EmbeddingTranslator.fit(source, target, "all-MiniLM-L6-v2", "glae", hidden_features=(0,))
     with pytest.raises(ValueError, match=r"maps 8-dimensional all-MiniLM-L6-v2 embeddings; got shape \(2, 384\)"):
         translator.translate(np.zeros((2, 384)))
