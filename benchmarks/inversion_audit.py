@@ -34,8 +34,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
-from glae_st import corpora, decode
-from glae_st.audit import audit, fitting_texts, leakage, plot_report
+from glae_st import DEFAULT_MODEL, corpora, decode
+from glae_st.audit import audit, fitting_texts, leakage, local_weights_revision, plot_report
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 AUDITED = ("all-MiniLM-L6-v2", "smollm2-mean-pooling")
@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     output_dir = args.output_dir or results_dir(None) / "audit"
     glae = load_glae(GLAE)
+    glae_revision = local_weights_revision(DEFAULT_MODEL)  # names the cached GLAE vectors: new weights, new cache
     texts = held_out_sentences(glae, args.texts, args.max_tokens)
     own = decode(glae, glae.encode(texts), num_candidates=args.candidates)
     summary: dict[str, Any] = {
@@ -122,12 +123,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fitting = fitting_texts(limit, exclude=texts)
         model = audited_model(name)
         start = time.perf_counter()
-        target = embed(glae, fitting, args.batch_size, args.cache_dir / "glae")
+        target = embed(glae, fitting, args.batch_size, args.cache_dir / f"glae-{glae_revision}")
         source = embed(model, fitting, args.batch_size, args.cache_dir / name)
-        translator = EmbeddingTranslator.fit(source, target, name, "glae-smollm2-135m", args.hidden_features)
+        translator = EmbeddingTranslator.fit(
+            source, target, name, "glae-smollm2-135m", args.hidden_features, target_revision=glae_revision
+        )
         fit_seconds = time.perf_counter() - start
         translator.save(str(output_dir / "translators" / name))
-        report = audit(model, texts, translator, glae, name, num_candidates=args.candidates, batch_size=args.batch_size)
+        report = audit(
+            model, texts, translator, glae, name, args.candidates, args.batch_size, glae_revision=glae_revision
+        )
         report["fit"] = {
             "texts": len(fitting),
             "seconds_with_encoding": fit_seconds,

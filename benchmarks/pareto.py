@@ -8,9 +8,13 @@ every evaluation of the 400-step continuation (``smollm2-long``) and of its 40-s
 Wikipedia sentences that continued it (``smollm2-recon``) and of that stage's repulsion-weighted finish
 (``smollm2-recon-w2-0.1``, the 1,000-step default), and of the 300-step reconstruction stage on Brown corpus
 sentences that continued the Wikipedia stage (``smollm2-brown``), its finish (``smollm2-brown-w2-0.1``) and a second
-finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the shipped default). The three continuations are
-drawn as paths. Writes
-``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
+finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the 1,340-step default); then the stages that
+continued it: the distillation stage (``smollm2-distill``, the 1,740-step default), the long-text stage
+(``smollm2-iterative``) and the two runs of the stage-10 sweep (``smollm2-stage10-*``). The continuations are drawn
+as paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
+
+The second panel is the selection itself: every model ``training/select_on_dev.py`` scored on full STS-B dev (1,500
+pairs) and 64 Lee dev sentences, read from ``training/logs/*.dev-selection.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,34 @@ def path(log_name: str, label: str) -> dict[str, dict[str, float]]:
     return {label.format(step=point["step"]): point for point in evaluations(LOGS / log_name)}
 
 
+def dev_selection_points() -> dict[str, dict[str, float]]:
+    """Every model of the ``*.dev-selection.json`` files, keyed by its run folder (a later file's figures of the same
+    folder replace an earlier one's)."""
+    points = {}
+    for selection_path in sorted(LOGS.glob("*.dev-selection.json")):
+        for folder, scores in json.loads(selection_path.read_text()).items():
+            points[folder] = {
+                "sts_dev_spearman": scores["stsb_dev_spearman_1500"],
+                "decode_token_f1": scores["dev64_token_f1_raw"],
+            }
+    return points
+
+
+def scatter(axis: plt.Axes, points: dict[str, dict[str, float]]) -> None:
+    """One labelled dot per point."""
+    for name, point in points.items():
+        axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)
+        axis.annotate(
+            name,
+            (point["decode_token_f1"], point["sts_dev_spearman"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    axis.margins(x=0.25)
+    axis.grid(alpha=0.3)
+
+
 def main() -> None:
     first = evaluations(LOGS / "smollm2-default.training_log.json")[-1]
     points = {"first default (160 steps, w1=1, w2=1)": first}
@@ -62,8 +94,15 @@ def main() -> None:
     brown = path("smollm2-brown.training_log.json", "960 + {step} steps on Brown, w1=0.1")
     brown_finish = path("smollm2-brown-w2-0.1.training_log.json", "960 + 300 + {step} steps, w1-1.0_w2-0.1")
     second_finish = path("smollm2-brown-w2-0.1-lr2e-4.training_log.json", "960 + 340 + {step} steps, w2=0.1, lr 2e-4")
-    last_name, shipped = second_finish.popitem()
-    second_finish[f"{last_name} (shipped)"] = shipped
+    distill = path("smollm2-distill.training_log.json", "1340 + {step} steps, distillation (stage 8)")
+    last_name, shipped = distill.popitem()
+    distill[f"{last_name}, shipped"] = shipped
+    iterative = path("smollm2-iterative.training_log.json", "1740 + {step} steps, recurrence (stage 9)")
+    stage10 = {
+        name: path(f"smollm2-stage10-{name}.training_log.json", f"1740 + {{step}} steps, {name} (stage 10)")
+        for name in ("control", "cosent")
+        if (LOGS / f"smollm2-stage10-{name}.training_log.json").is_file()
+    }
     points.update(continuation)
     points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600
     points.update(reconstruction)
@@ -71,30 +110,30 @@ def main() -> None:
     points.update(brown)
     points.update(brown_finish)
     points.update(second_finish)
+    for stage in (distill, iterative, *stage10.values()):
+        points.update(stage)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
-    figure, axis = plt.subplots(figsize=(8, 6))
+    selection = dev_selection_points()
+    (RESULTS / "pareto-dev-selection.json").write_text(json.dumps(selection, indent=1))
+    figure, (axis, selection_axis) = plt.subplots(1, 2, figsize=(16, 6))
     lines = (
         [first, *continuation.values(), model_600],
         [model_600, *reconstruction.values(), *finish.values()],
         [list(reconstruction.values())[-1], *brown.values(), *brown_finish.values(), *second_finish.values()],
+        [list(second_finish.values())[-1], *distill.values()],
+        *([list(distill.values())[-1], *stage.values()] for stage in (iterative, *stage10.values())),
     )
     for line in lines:
         axis.plot([p["decode_token_f1"] for p in line], [p["sts_dev_spearman"] for p in line], color="0.7", zorder=0)
-    for name, point in points.items():
-        axis.scatter(point["decode_token_f1"], point["sts_dev_spearman"], s=40)
-        axis.annotate(
-            name,
-            (point["decode_token_f1"], point["sts_dev_spearman"]),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
-    axis.margins(x=0.25)
+    scatter(axis, points)
     axis.set_xlabel("held-out decode token F1 (16 Lee news sentences)")
     axis.set_ylabel("STS-B dev Spearman x100 (300 pairs)")
-    axis.set_title("GLAE SmolLM2-135M: similarity vs reconstruction")
-    axis.grid(alpha=0.3)
+    axis.set_title("GLAE SmolLM2-135M: similarity vs reconstruction during training")
+    scatter(selection_axis, selection)
+    selection_axis.set_xlabel("greedy decode token F1 (64 Lee dev sentences)")
+    selection_axis.set_ylabel("STS-B dev Spearman x100 (1,500 pairs)")
+    selection_axis.set_title("The models compared for the default (training/select_on_dev.py)")
     figure.tight_layout()
     figure.savefig(RESULTS / "pareto.png", dpi=120)
     for name, point in points.items():

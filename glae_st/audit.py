@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from glae_st import corpora
+from glae_st import corpora, registry
 from glae_st.decoding import decode, glae_module
 from glae_st.evaluation import exact_match, token_f1
+from glae_st.model_card import weights_revision
+from glae_st.module import WEIGHTS_FILE
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 LENGTH_BUCKETS = ((1, 16), (17, 32), (33, 64), (65, None))
@@ -68,6 +70,13 @@ def fitting_texts(limit: int, max_words: int = 32, seed: int = 0, exclude: Colle
     return list(dict.fromkeys(texts))
 
 
+def local_weights_revision(model: str | Path) -> str | None:
+    """The weights revision (:func:`glae_st.model_card.weights_revision`) of a GLAE model given by short name or
+    folder, when it is saved locally; None for a Hub id."""
+    folder = Path(registry.resolve_model_name(str(model))).expanduser()
+    return weights_revision(folder) if (folder / WEIGHTS_FILE).is_file() else None
+
+
 def fit_translator(
     foreign: SentenceTransformer,
     glae: SentenceTransformer,
@@ -76,12 +85,16 @@ def fit_translator(
     glae_name: str,
     batch_size: int = 64,
     hidden_features: Sequence[int] = (0, MLP_HIDDEN_FEATURES),
+    glae_revision: str | None = None,
 ) -> EmbeddingTranslator:
     """Encode ``texts`` with both models and fit an :class:`EmbeddingTranslator` from ``foreign`` to ``glae``:
-    the best on held-out texts of a ridge map (width 0) and MLPs of the given ``hidden_features`` widths."""
+    the best on held-out texts of a ridge map (width 0) and MLPs of the given ``hidden_features`` widths;
+    ``glae_revision`` (the GLAE weights' revision) is recorded in it."""
     source = foreign.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
     target = glae.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
-    return EmbeddingTranslator.fit(source, target, foreign_name, glae_name, hidden_features)
+    return EmbeddingTranslator.fit(
+        source, target, foreign_name, glae_name, hidden_features, target_revision=glae_revision
+    )
 
 
 def recovered_share(pattern: re.Pattern[str], predictions: Sequence[str], references: Sequence[str]) -> float | None:
@@ -115,6 +128,7 @@ def audit(
     num_candidates: int = 1,
     batch_size: int = 32,
     examples: int = 10,
+    glae_revision: str | None = None,
 ) -> dict[str, Any]:
     """Encode ``texts`` with the foreign model, translate the vectors into GLAE's space and decode them.
 
@@ -124,12 +138,14 @@ def audit(
         shares are 0-1.
 
     Raises:
-        ValueError: No texts, or the translator was fitted for another model or dimension.
+        ValueError: No texts, or the translator was fitted for another model or dimension, or for other GLAE
+            weights than ``glae_revision``.
     """
     texts = [text for text in texts if text.strip()]
     if not texts:
         raise ValueError("No texts to audit: give at least one non-empty line.")
     translator.check_source(foreign_name or translator.source_model, foreign.get_embedding_dimension())
+    translator.check_target(glae_revision)
     vectors = translator.translate(foreign.encode(texts, batch_size=batch_size, convert_to_numpy=True))
     decoded = decode(glae, vectors, batch_size=batch_size, num_candidates=num_candidates)
     lengths = [len(ids) for ids in glae_module(glae).tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -146,6 +162,7 @@ def audit(
             "translator_fit_texts": translator.fit_texts,
             "translator_hidden_features": translator.hidden_features,
             "translator_dev_cosine": translator.dev_cosine,
+            "glae_revision": glae_revision or translator.target_revision,
             "num_candidates": num_candidates,
         },
         "overall": leakage(decoded, texts),

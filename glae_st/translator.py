@@ -29,7 +29,8 @@ class EmbeddingTranslator(Module):
 
     It is a sentence-transformers module: appended to the source model it turns its ``sentence_embedding`` into
     GLAE-space vectors, and it saves and loads as a ``config.json`` plus ``model.safetensors``. The config names
-    both models, and :meth:`check_source` refuses a source model it was not fitted for.
+    both models and the target's weights revision (:func:`glae_st.model_card.weights_revision`), and
+    :meth:`check_source` and :meth:`check_target` refuse a source model or GLAE weights it was not fitted for.
 
     Args:
         in_features: The source model's embedding dimension.
@@ -40,6 +41,7 @@ class EmbeddingTranslator(Module):
         ridge_alpha: The ridge penalty of the affine fit (None for an MLP).
         fit_texts: How many texts the map was fitted on.
         dev_cosine: Mean cosine of translated and true GLAE vectors on the held-out rows of the fit.
+        target_revision: The weights revision of the GLAE model whose vectors were the targets (None: not recorded).
 
     Example::
 
@@ -62,6 +64,7 @@ class EmbeddingTranslator(Module):
         "ridge_alpha",
         "fit_texts",
         "dev_cosine",
+        "target_revision",
     ]
 
     def __init__(
@@ -74,6 +77,7 @@ class EmbeddingTranslator(Module):
         ridge_alpha: float | None = None,
         fit_texts: int = 0,
         dev_cosine: float | None = None,
+        target_revision: str | None = None,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -84,6 +88,7 @@ class EmbeddingTranslator(Module):
         self.ridge_alpha = ridge_alpha
         self.fit_texts = fit_texts
         self.dev_cosine = dev_cosine
+        self.target_revision = target_revision
         if hidden_features:
             self.projection: nn.Module = nn.Sequential(
                 nn.Linear(in_features, hidden_features),
@@ -107,11 +112,13 @@ class EmbeddingTranslator(Module):
         epochs: int = 20,
         dev_fraction: float = 0.05,
         seed: int = 0,
+        target_revision: str | None = None,
     ) -> EmbeddingTranslator:
         """Fit a map on paired embeddings of the same texts (rows) and keep the best on a held-out ``dev_fraction``
         of the rows, by the mean cosine of translated and true target vectors. Each width in ``hidden_features`` is
         a candidate: 0 is the ridge map (its penalty chosen from ``alphas`` on the same rows, then refitted on all
-        rows), any other width an MLP trained for ``epochs`` on the other rows.
+        rows), any other width an MLP trained for ``epochs`` on the other rows. ``target_revision`` is recorded for
+        :meth:`check_target`.
 
         Raises:
             ValueError: The arrays are not 2-D, their row counts differ, or there are too few rows to fit.
@@ -139,6 +146,7 @@ class EmbeddingTranslator(Module):
                 translator.dev_cosine = _mean_cosine(translator.translate(source[dev]).numpy(), target[dev])
             else:
                 translator = cls._fit_ridge(source, target, train, dev, alphas, source_model, target_model)
+            translator.target_revision = target_revision
             candidates.append(translator)
         return max(candidates, key=lambda candidate: candidate.dev_cosine)
 
@@ -233,6 +241,19 @@ class EmbeddingTranslator(Module):
             raise ValueError(
                 f"This translator was fitted for {self.source_model} ({self.in_features} dimensions), not for "
                 f"{model_name} ({dimension} dimensions); fit one for {model_name} (glae audit without --translator)."
+            )
+
+    def check_target(self, revision: str | None) -> None:
+        """Refuse GLAE weights other than those whose space this translator maps into (when both are known).
+
+        Raises:
+            ValueError: ``revision`` differs from the recorded ``target_revision``.
+        """
+        if self.target_revision is not None and revision is not None and revision != self.target_revision:
+            raise ValueError(
+                f"This translator maps into the space of {self.target_model} at weights revision "
+                f"{self.target_revision}, but the GLAE model given has revision {revision}; fit one for it (glae "
+                "audit without --translator)."
             )
 
     def get_embedding_dimension(self) -> int:

@@ -12,6 +12,7 @@ from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st import audit
+from glae_st.model_card import weights_revision
 from glae_st.translator import EmbeddingTranslator
 from tests.test_cli import assert_one_line_error, files_under, run_cli
 
@@ -106,6 +107,18 @@ def test_bad_shapes_and_foreign_models_are_refused():
         translator.check_source("other", 8)
 
 
+def test_a_translator_refuses_glae_weights_other_than_its_targets(tmp_path: Path):
+    source, target, _, _ = affine_pairs()
+    translator = EmbeddingTranslator.fit(source, target, "s", "glae", hidden_features=(0,), target_revision="abc")
+    translator.save(str(tmp_path / "translator"))
+    loaded = EmbeddingTranslator.load(str(tmp_path / "translator"))
+    assert loaded.target_revision == "abc"
+    loaded.check_target("abc")
+    loaded.check_target(None)  # a Hub model: its revision is not known here
+    with pytest.raises(ValueError, match="at weights revision abc, but the GLAE model given has revision def"):
+        loaded.check_target("def")
+
+
 def test_as_a_module_it_turns_a_model_into_one_that_embeds_in_glae_space(tiny_model):
     texts = TEXTS[:4]
     source = tiny_model.encode(TEXTS)
@@ -152,6 +165,9 @@ def test_an_audit_of_the_model_itself_decodes_like_the_model(tiny_model):
         audit.audit(tiny_model, ["  "], translator, tiny_model, "tiny")
     with pytest.raises(ValueError, match="fitted for tiny"):
         audit.audit(tiny_model, TEXTS, translator, tiny_model, "all-MiniLM-L6-v2")
+    translator.target_revision = "abc"
+    with pytest.raises(ValueError, match="revision abc, but the GLAE model given has revision def"):
+        audit.audit(tiny_model, TEXTS, translator, tiny_model, "tiny", glae_revision="def")
 
 
 @pytest.fixture
@@ -164,6 +180,10 @@ def audit_inputs(tmp_path: Path) -> Path:
     EmbeddingTranslator.fit(source, target, "other-model", "glae", hidden_features=(0,)).save(
         str(tmp_path / "translator")
     )
+    stale = EmbeddingTranslator.fit(
+        source, target, "all-MiniLM-L6-v2", "glae", hidden_features=(0,), target_revision="000000000000"
+    )
+    stale.save(str(tmp_path / "stale-translator"))
     return tmp_path
 
 
@@ -177,6 +197,10 @@ def audit_inputs(tmp_path: Path) -> Path:
         (
             ["--texts", "{d}/texts.txt", "--output", "{d}/new.json", "--translator", "{d}/translator"],
             "not for all-MiniLM-L6-v2",
+        ),
+        (
+            ["--texts", "{d}/texts.txt", "--output", "{d}/new.json", "--translator", "{d}/stale-translator"],
+            "maps into the space of glae at weights revision 000000000000, but the GLAE model given has revision",
         ),
     ],
 )
@@ -211,4 +235,5 @@ def test_the_audit_command_writes_the_report_and_its_plot(saved_model_dir, audit
     saved = EmbeddingTranslator.load(str(audit_inputs / "fitted"))
     # ridge is refitted on all 80 texts; an MLP is trained on the 76 that are not its 5 % dev rows
     assert saved.fit_texts == (80 if saved.hidden_features == 0 else 76) and saved.dev_cosine is not None
+    assert saved.target_revision == weights_revision(saved_model_dir) == report["models"]["glae_revision"]
     assert err[-1].startswith(f"glae: {saved_model_dir.name} embeddings of 4 texts decode with token F1")

@@ -14,11 +14,13 @@ import torch
 from datasets import DatasetDict
 from safetensors import safe_open
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
 import glae_st
 from glae_st import corpora
+from glae_st.losses import GLAELoss
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
-from training.train import earlier_stages, load_config, main
+from training.train import STSB_SCORED, build_datasets, build_loss, earlier_stages, load_config, main
 
 REPO = Path(__file__).resolve().parent.parent
 GLAE_7B = REPO / "training" / "configs" / "glae-7b.yaml"
@@ -120,3 +122,32 @@ def test_distillation_recipe_dry_run_labels_rows_with_the_teacher_and_records_th
     saved = json.loads((output_dir / "final" / "glae_config.json").read_text())
     assert saved["embedding_norm"] > 0
     assert json.loads((output_dir / "final" / "training_config.json").read_text())["loss"]["distillation_weight"] == 4.0
+
+
+def test_scored_stsb_pairs_train_with_cosent_and_every_other_dataset_with_the_config_loss(
+    tiny_model: SentenceTransformer,
+):
+    config = load_config(str(REPO / "training" / "configs" / "smollm2-distill-cosent.yaml"), [])
+    config["data"].update(mix=None, bible_pairs_limit=0)  # the npm corpora are not in CI
+    datasets = build_datasets(config, tiny_model[0])
+    scored = datasets[STSB_SCORED]
+    assert len(scored) == len(corpora.stsb("train"))
+    assert scored.column_names == ["sentence1", "sentence2", "score"]
+    assert 0.0 == min(scored["score"]) < max(scored["score"]) == 1.0
+    losses = build_loss(config, tiny_model, datasets)
+    assert isinstance(losses[STSB_SCORED], CoSENTLoss)
+    assert isinstance(losses["stsb_pairs"], GLAELoss) and losses["stsb_pairs"].distillation_weight == 4.0
+    config["data"]["stsb_scored"] = False
+    assert isinstance(build_loss(config, tiny_model, build_datasets(config, tiny_model[0])), GLAELoss)
+
+
+def test_cosent_dry_run_leaves_the_scored_pairs_to_their_own_labels(tmp_path: Path):
+    output_dir = tmp_path / "cosent"
+    overrides = ["data.mix=null", "data.bible_pairs_limit=0"]
+    config = REPO / "training" / "configs" / "smollm2-distill-cosent.yaml"
+    arguments = ["--config", str(config), "--output-dir", str(output_dir), "--dry-run"]
+    main([*arguments, *(argument for override in overrides for argument in ("--set", override))])
+    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))
+    assert "label" in labelled["stsb_pairs"].column_names
+    assert labelled[STSB_SCORED].column_names == ["sentence1", "sentence2", "score"]
+    assert (output_dir / "final" / "glae_config.json").is_file()

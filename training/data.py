@@ -79,6 +79,16 @@ def stsb_positive_pairs(min_score: float = 4.0) -> Dataset:
     return Dataset.from_dict({"anchor": anchors, "positive": positives})
 
 
+def stsb_scored_pairs() -> Dataset:
+    """Every STS-B *train* pair with its gold score scaled to 0-1 (``sentence1``, ``sentence2``, ``score``): graded
+    similarity for :class:`~sentence_transformers.sentence_transformer.losses.CoSENTLoss`, which ranks the batch's
+    pairs by their cosine in the order of their scores."""
+    rows = corpora.stsb("train")
+    return Dataset.from_dict(
+        {"sentence1": [a for a, _, _ in rows], "sentence2": [b for _, b, _ in rows], "score": [s / 5 for *_, s in rows]}
+    )
+
+
 def wikipedia_texts(limit: int | None = None, max_words: int = 32, seed: int = 0) -> Dataset:
     """Single sentences of the Wikipedia sample (for reconstruction and repulsion), shuffled with ``seed``."""
     return shuffled_texts(corpora.wikipedia_sentences(max_words=max_words), limit, seed)

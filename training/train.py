@@ -26,6 +26,8 @@ from peft import LoraConfig
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
+from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+from torch import nn
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -61,8 +63,12 @@ EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbe
 LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
 """``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss."""
 CONTINUATIONS = "continuations"
-"""The dataset of ``data.continuations``: trained with BoundedContextLoss, every other dataset with the config's
-loss."""
+"""The dataset of ``data.continuations`` (Fig. 2 rows)."""
+STSB_SCORED = "stsb_scored"
+"""The dataset of ``data.stsb_scored``: every STS-B train pair with its graded score."""
+DATASET_LOSSES = {CONTINUATIONS: BoundedContextLoss, STSB_SCORED: CoSENTLoss}
+"""Datasets trained with a loss of their own, built from the model; every other dataset trains with the config's
+loss. Their rows carry their own labels (or none), so the teacher does not label them."""
 
 
 def earlier_stages(init_from: str) -> list[str]:
@@ -117,6 +123,8 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
     datasets = {}
     if settings.get("stsb_min_score") is not None:
         datasets["stsb_pairs"] = data.stsb_positive_pairs(settings["stsb_min_score"])
+    if settings.get("stsb_scored"):  # graded similarity for CoSENTLoss
+        datasets[STSB_SCORED] = data.stsb_scored_pairs()
     if settings.get("wikipedia_limit", 0) != 0:
         datasets["wikipedia"] = data.wikipedia_texts(settings.get("wikipedia_limit"), seed=config["training"]["seed"])
     if settings.get("brown_limit", 0) != 0:
@@ -147,7 +155,8 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
         )
     if not datasets:
         raise ValueError(
-            "The config selects no training data (data.stsb_min_score, data.wikipedia_limit, data.brown_limit, "
+            "The config selects no training data (data.stsb_min_score, data.stsb_scored, data.wikipedia_limit, "
+            "data.brown_limit, "
             "data.mix, data.bible_pairs_limit, data.passages_limit, data.long_documents, data.continuations)."
         )
     return DatasetDict(datasets)
@@ -164,12 +173,24 @@ def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir:
     teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
     labelled = DatasetDict(
         {
-            name: rows if name == CONTINUATIONS else data.with_teacher_embeddings(rows, teacher)
+            name: rows if name in DATASET_LOSSES else data.with_teacher_embeddings(rows, teacher)
             for name, rows in datasets.items()
         }
     )
     labelled.save_to_disk(str(cache_dir))
     return labelled
+
+
+def build_loss(
+    config: dict[str, Any], model: SentenceTransformer, datasets: DatasetDict
+) -> nn.Module | dict[str, nn.Module]:
+    """The config's loss, or, when a dataset of :data:`DATASET_LOSSES` is present, one loss per dataset (as
+    sentence-transformers' trainer takes them): that dataset's own, the config's for every other one."""
+    settings = dict(config["loss"])
+    loss = LOSSES[settings.pop("type", "glae")](model, **settings)
+    if not DATASET_LOSSES.keys() & datasets.keys():
+        return loss
+    return {name: DATASET_LOSSES[name](model) if name in DATASET_LOSSES else loss for name in datasets}
 
 
 def build_evaluator(config: dict[str, Any]) -> SequentialEvaluator:
@@ -209,10 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         train_dataset = cap_rows(train_dataset)
     train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data")
-    loss_settings = dict(config["loss"])
-    loss = LOSSES[loss_settings.pop("type", "glae")](model, **loss_settings)
-    if CONTINUATIONS in train_dataset:  # one loss per dataset, as sentence-transformers' trainer takes them
-        loss = {name: BoundedContextLoss(model) if name == CONTINUATIONS else loss for name in train_dataset}
+    loss = build_loss(config, model, train_dataset)
     output_dir = Path(args.output_dir)
     training_args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
