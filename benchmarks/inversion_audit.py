@@ -35,7 +35,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora, decode
-from glae_st.audit import audit, fitting_texts, leakage, local_weights_revision, plot_report
+from glae_st.audit import audit, fitting_texts, leakage, plot_report
+from glae_st.model_card import saved_weights_revision
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 AUDITED = ("all-MiniLM-L6-v2", "smollm2-mean-pooling")
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     output_dir = args.output_dir or results_dir(None) / "audit"
     glae = load_glae(GLAE)
-    glae_revision = local_weights_revision(DEFAULT_MODEL)  # names the cached GLAE vectors: new weights, new cache
+    glae_revision = saved_weights_revision(DEFAULT_MODEL)  # names the cached GLAE vectors: new weights, new cache
     texts = held_out_sentences(glae, args.texts, args.max_tokens)
     own = decode(glae, glae.encode(texts), num_candidates=args.candidates)
     summary: dict[str, Any] = {

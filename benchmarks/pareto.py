@@ -101,7 +101,6 @@ def main() -> None:
     stage10 = {
         name: path(f"smollm2-stage10-{name}.training_log.json", f"1740 + {{step}} steps, {name} (stage 10)")
         for name in ("control", "cosent")
-        if (LOGS / f"smollm2-stage10-{name}.training_log.json").is_file()
     }
     points.update(continuation)
     points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600

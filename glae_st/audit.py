@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from glae_st import corpora, registry
+from glae_st import corpora
 from glae_st.decoding import decode, glae_module
 from glae_st.evaluation import exact_match, token_f1
-from glae_st.model_card import weights_revision
-from glae_st.module import WEIGHTS_FILE
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 LENGTH_BUCKETS = ((1, 16), (17, 32), (33, 64), (65, None))
@@ -68,13 +66,6 @@ def fitting_texts(limit: int, max_words: int = 32, seed: int = 0, exclude: Colle
             if pool and len(texts) < limit:
                 texts.append(pool.pop())
     return list(dict.fromkeys(texts))
-
-
-def local_weights_revision(model: str | Path) -> str | None:
-    """The weights revision (:func:`glae_st.model_card.weights_revision`) of a GLAE model given by short name or
-    folder, when it is saved locally; None for a Hub id."""
-    folder = Path(registry.resolve_model_name(str(model))).expanduser()
-    return weights_revision(folder) if (folder / WEIGHTS_FILE).is_file() else None
 
 
 def fit_translator(

@@ -284,6 +284,7 @@ def load_foreign_model(name: str) -> Any:
 def run_audit(args: argparse.Namespace) -> None:
     """``glae audit``: check the paths, load both models, get a translator, decode, write the report and PNG."""
     from glae_st import audit, registry
+    from glae_st.model_card import saved_weights_revision
     from glae_st.translator import EmbeddingTranslator
 
     check_report_output(args.output, args.force)
@@ -295,7 +296,7 @@ def run_audit(args: argparse.Namespace) -> None:
     translator = EmbeddingTranslator.load(args.translator) if args.translator else None
     foreign_name = Path(args.foreign_model).name if Path(args.foreign_model).exists() else args.foreign_model
     foreign_name = foreign_name.removeprefix("sentence-transformers/")
-    glae_revision = audit.local_weights_revision(args.model)
+    glae_revision = saved_weights_revision(args.model)
     if translator is not None:  # before any model loads
         translator.check_source(foreign_name, translator.in_features)
         translator.check_target(glae_revision)

@@ -37,7 +37,7 @@ from glae_st import __version__, prompts
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.decoding import decode, glae_module
 from glae_st.module import ADAPTER_FOLDER, WEIGHTS_FILE, GLAEEmbedding
-from glae_st.registry import DEFAULT_MODEL, load_model
+from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
 TRAINING_CONFIG_FILE = "training_config.json"
 TRAINING_LOG_FILE = "training_log.json"
@@ -204,7 +204,7 @@ class GLAEModelCardData(SentenceTransformerModelCardData):
                 "long_text": module.long_text,
                 "adapter": _describe_adapter(module),
                 "special_tokens": ", ".join(f"`{token}`" for token in prompts.SPECIAL_TOKENS),
-                "weights_revision": weights_revision(folder) if folder and (folder / WEIGHTS_FILE).is_file() else None,
+                "weights_revision": saved_weights_revision(folder),
                 "training": _describe_training(training_config, training_log),
                 "benchmark_source": _display_path(self.benchmark_report) if self.benchmark_report else None,
                 "benchmarks": benchmarks,
@@ -229,6 +229,15 @@ def weights_revision(model_path: str | Path) -> str:
     for path in trained_weight_files(model_path):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def saved_weights_revision(model: str | Path | None) -> str | None:
+    """The :func:`weights_revision` of a GLAE model saved on this machine, given by folder or short name
+    (``"glae-smollm2-135m"``); None for a Hub id, or a folder without GLAE weights."""
+    if model is None:
+        return None
+    folder = Path(resolve_model_name(str(model))).expanduser()
+    return weights_revision(folder) if (folder / WEIGHTS_FILE).is_file() else None
 
 
 def read_training_record(model_path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:

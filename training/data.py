@@ -79,11 +79,12 @@ def stsb_positive_pairs(min_score: float = 4.0) -> Dataset:
     return Dataset.from_dict({"anchor": anchors, "positive": positives})
 
 
-def stsb_scored_pairs() -> Dataset:
-    """Every STS-B *train* pair with its gold score scaled to 0-1 (``sentence1``, ``sentence2``, ``score``): graded
-    similarity for :class:`~sentence_transformers.sentence_transformer.losses.CoSENTLoss`, which ranks the batch's
-    pairs by their cosine in the order of their scores."""
-    rows = corpora.stsb("train")
+def stsb_scored_pairs(split: str = "train", limit: int | None = None) -> Dataset:
+    """The first ``limit`` STS-B pairs of ``split`` (all with None) with their gold scores scaled to 0-1
+    (``sentence1``, ``sentence2``, ``score``). Train pairs are graded similarity for
+    :class:`~sentence_transformers.sentence_transformer.losses.CoSENTLoss`, which ranks the batch's pairs by their
+    cosine in the order of their scores; dev pairs choose models."""
+    rows = corpora.stsb(split)[:limit]
     return Dataset.from_dict(
         {"sentence1": [a for a, _, _ in rows], "sentence2": [b for _, b, _ in rows], "score": [s / 5 for *_, s in rows]}
     )
@@ -101,8 +102,8 @@ def brown_texts(limit: int | None = None, max_words: int = 32, seed: int = 0) ->
 
 def stsb_dev_pairs(limit: int | None = None) -> tuple[list[str], list[str], list[float]]:
     """STS-B dev as (sentences1, sentences2, scores scaled to 0-1) for EmbeddingSimilarityEvaluator."""
-    rows = corpora.stsb("dev")[:limit]
-    return [a for a, _, _ in rows], [b for _, b, _ in rows], [score / 5 for _, _, score in rows]
+    rows = stsb_scored_pairs("dev", limit)
+    return rows["sentence1"], rows["sentence2"], rows["score"]
 
 
 def held_out_decode_texts(limit: int = 32, max_words: int = 24, seed: int = 0) -> list[str]:

@@ -156,8 +156,8 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
     if not datasets:
         raise ValueError(
             "The config selects no training data (data.stsb_min_score, data.stsb_scored, data.wikipedia_limit, "
-            "data.brown_limit, "
-            "data.mix, data.bible_pairs_limit, data.passages_limit, data.long_documents, data.continuations)."
+            "data.brown_limit, data.mix, data.bible_pairs_limit, data.passages_limit, data.long_documents, "
+            "data.continuations)."
         )
     return DatasetDict(datasets)
 
