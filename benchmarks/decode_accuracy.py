@@ -23,6 +23,7 @@ import bisect
 import json
 import random
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -198,7 +199,7 @@ def evaluate(
     Returns:
         ``{str(sigma): {"buckets": {bound: metrics}, "short": metrics, "overall": metrics, "examples": {bound:
         [...]}}}``, where ``"short"`` scores all texts of at most :data:`SHORT_TEXT_TOKENS` tokens together; metrics
-        include ``tokens_per_vector``, the compression ratio.
+        include ``tokens_per_vector``, the compression ratio, and ``decode_seconds``, the wall time of the decodes.
     """
     references = [text.text for text in texts]
     embeddings = np.asarray(autoencoder.encode(references), dtype=np.float32)
@@ -207,24 +208,35 @@ def evaluate(
     for sigma in noise_levels:
         vectors = add_noise(embeddings, sigma, rng)
         predictions = [""] * len(texts)
-        buckets, examples = {}, {}
+        buckets, examples, seconds = {}, {}, {}
         present = [bucket for bucket in BUCKETS if any(text.bucket == bucket for text in texts)]
         for bucket in tqdm(present, desc=f"Decoding {autoencoder.name} (σ={sigma:g}) by length bucket"):
             rows = [row for row, text in enumerate(texts) if text.bucket == bucket]
+            started = time.perf_counter()
             decoded = autoencoder.decode(vectors[rows], max_new_tokens or bucket + 16)
+            seconds[bucket] = time.perf_counter() - started
             for row, prediction in zip(rows, decoded, strict=True):
                 predictions[row] = prediction
-            buckets[str(bucket)] = _scores(decoded, [texts[row] for row in rows], autoencoder.vectors_per_text)
+            buckets[str(bucket)] = {
+                **_scores(decoded, [texts[row] for row in rows], autoencoder.vectors_per_text),
+                "decode_seconds": seconds[bucket],
+            }
             examples[str(bucket)] = [
                 {"reference": references[row], "decoded": predictions[row]} for row in rows[:EXAMPLES_PER_BUCKET]
             ]
         short = [row for row, text in enumerate(texts) if text.n_tokens <= SHORT_TEXT_TOKENS]
         results[str(sigma)] = {
             "buckets": buckets,
-            "short": _scores(
-                [predictions[row] for row in short], [texts[row] for row in short], autoencoder.vectors_per_text
-            ),
-            "overall": _scores(predictions, texts, autoencoder.vectors_per_text),
+            "short": {
+                **_scores(
+                    [predictions[row] for row in short], [texts[row] for row in short], autoencoder.vectors_per_text
+                ),
+                "decode_seconds": sum(spent for bound, spent in seconds.items() if bound <= SHORT_TEXT_TOKENS),
+            },
+            "overall": {
+                **_scores(predictions, texts, autoencoder.vectors_per_text),
+                "decode_seconds": sum(seconds.values()),
+            },
             "examples": examples,
         }
     return results

@@ -10,8 +10,8 @@ Wikipedia sentences that continued it (``smollm2-recon``) and of that stage's re
 sentences that continued the Wikipedia stage (``smollm2-brown``), its finish (``smollm2-brown-w2-0.1``) and a second
 finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the 1,340-step default); then the stages that
 continued it: the distillation stage (``smollm2-distill``, the 1,740-step default), the long-text stage
-(``smollm2-iterative``) and the two runs of the stage-10 sweep (``smollm2-stage10-*``). The continuations are drawn
-as paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
+(``smollm2-iterative``), the two runs of the stage-10 sweep (``smollm2-stage10-*``, the 2,140-step default) and the
+recurrence stage on top of the CoSENT run (``smollm2-stage11``). The continuations are drawn as paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 
 The second panel is the selection itself: every model ``training/select_on_dev.py`` scored on full STS-B dev (1,500
 pairs) and 64 Lee dev sentences, read from ``training/logs/*.dev-selection.json``.
@@ -102,6 +102,7 @@ def main() -> None:
         name: path(f"smollm2-stage10-{name}.training_log.json", f"1740 + {{step}} steps, {name} (stage 10)")
         for name in ("control", "cosent")
     }
+    stage11 = path("smollm2-stage11.training_log.json", "2140 + {step} steps, recurrence (stage 11)")
     points.update(continuation)
     points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600
     points.update(reconstruction)
@@ -109,7 +110,7 @@ def main() -> None:
     points.update(brown)
     points.update(brown_finish)
     points.update(second_finish)
-    for stage in (distill, iterative, *stage10.values()):
+    for stage in (distill, iterative, *stage10.values(), stage11):
         points.update(stage)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
@@ -122,6 +123,7 @@ def main() -> None:
         [list(reconstruction.values())[-1], *brown.values(), *brown_finish.values(), *second_finish.values()],
         [list(second_finish.values())[-1], *distill.values()],
         *([list(distill.values())[-1], *stage.values()] for stage in (iterative, *stage10.values())),
+        [list(stage10["cosent"].values())[-1], *stage11.values()],
     )
     for line in lines:
         axis.plot([p["decode_token_f1"] for p in line], [p["sts_dev_spearman"] for p in line], color="0.7", zorder=0)

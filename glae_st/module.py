@@ -571,7 +571,9 @@ class GLAEEmbedding(InputModule):
         The LM head is given contiguous hidden states. At the first step ``generate`` keeps each prompt's last
         position, a strided (batch, 1, hidden) view, and ``torch.matmul`` multiplies such a view with the transposed
         head by expanding the head to one copy per row: for SmolLM2's 49k-token head in bfloat16 and a batch of 32, a
-        1.8 GB copy that took most of the decode time on CPUs.
+        1.8 GB copy that took most of the decode time on CPUs. With bfloat16 weights on a CPU, attention runs in
+        transformers' eager implementation while generating: PyTorch's CPU flash-attention kernel is slow in bfloat16
+        for one query per step (it took a fifth of the bf16 decode time; eager attention softmaxes in float32).
 
         Args:
             inputs_embeds: (batch, length, width) prompt embeddings, e.g. from :meth:`decode_prompt_embeds`.
@@ -580,12 +582,16 @@ class GLAEEmbedding(InputModule):
         """
         head = self.causal_lm.get_output_embeddings()
         handle = head.register_forward_pre_hook(lambda _, args: tuple(a.contiguous() for a in args))
+        attention = self.base_lm.config._attn_implementation
+        if self._held_dtype == torch.bfloat16 and self.device.type == "cpu":
+            self.base_lm.set_attn_implementation("eager")
         try:
             return self.causal_lm.generate(
                 inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generate_kwargs
             )
         finally:
             handle.remove()
+            self.base_lm.set_attn_implementation(attention)
 
     def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``."""

@@ -129,6 +129,11 @@ def test_evaluate_scores_a_faithful_autoencoder_as_perfect(tiny_backbone: str):
         in_bucket = [text.n_tokens for text in texts if text.bucket == int(bucket)]
         assert metrics["n"] == len(in_bucket)
         assert metrics["tokens_per_vector"] == pytest.approx(np.mean(in_bucket) / 2)
+    bucket_seconds = {int(bucket): metrics["decode_seconds"] for bucket, metrics in results["buckets"].items()}
+    assert all(seconds > 0 for seconds in bucket_seconds.values())
+    assert results["overall"]["decode_seconds"] == pytest.approx(sum(bucket_seconds.values()))
+    short_seconds = [seconds for bucket, seconds in bucket_seconds.items() if bucket <= 32]
+    assert results["short"]["decode_seconds"] == pytest.approx(sum(short_seconds))
 
 
 def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(

@@ -40,6 +40,24 @@ def test_the_lm_head_reads_contiguous_hidden_states_and_the_hook_is_removed(tiny
     assert not head._forward_pre_hooks  # generation leaves the head as it found it
 
 
+@pytest.mark.parametrize(("dtype", "attention"), [("bfloat16", "eager"), ("float32", "sdpa")])
+def test_bf16_generation_on_cpu_uses_eager_attention_and_restores_it(tiny_model, dtype, attention):
+    module = tiny_model[0]
+    before, dtype_before = module.base_lm.config._attn_implementation, module.inference_dtype
+    seen = []
+    recorder = module.causal_lm.get_output_embeddings().register_forward_hook(
+        lambda *_: seen.append(module.base_lm.config._attn_implementation)
+    )
+    module.inference_dtype = dtype
+    try:
+        glae_st.decode(tiny_model, tiny_model.encode(TEXTS[:2]), max_new_tokens=2)
+    finally:
+        recorder.remove()
+        module.inference_dtype = dtype_before
+    assert before == "sdpa" and set(seen) == {attention}
+    assert module.base_lm.config._attn_implementation == before
+
+
 @pytest.mark.parametrize(
     ("make_bad", "error", "message"),
     [
