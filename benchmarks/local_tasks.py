@@ -307,8 +307,8 @@ class NewsLongDocumentRetrieval(AbsTaskRetrieval):
     Corpus: the first 400 words of every held-out 2017 news article of 250 words or more; query: 30 consecutive
     words of that article from word 120 on, so a model that reads only the first chunks of a document cannot match
     them by content. One relevant document per query. The ``dev`` split (dev-split articles) is for choosing models,
-    the ``test`` split for reporting; ``task.filter_eval_splits(["dev"])`` runs one. The GLAE paper's section 5 claim, that one
-    vector built with the Fig. 3 recurrence covers a text of any length, is what this task tests
+    the ``test`` split for reporting; ``task.filter_eval_splits(["dev"])`` runs one. The GLAE paper's section 5
+    claim, that one vector built with the Fig. 3 recurrence covers a text of any length, is what this task tests
     (``benchmarks/long_text.py`` compares ``long_text="iterative"`` with ``"truncate"``).
     """
 

@@ -11,7 +11,8 @@ sentences that continued the Wikipedia stage (``smollm2-brown``), its finish (``
 finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the 1,340-step default); then the stages that
 continued it: the distillation stage (``smollm2-distill``, the 1,740-step default), the long-text stage
 (``smollm2-iterative``), the two runs of the stage-10 sweep (``smollm2-stage10-*``, the 2,140-step default) and the
-recurrence stage on top of the CoSENT run (``smollm2-stage11``). The continuations are drawn as paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
+recurrence stage on top of the CoSENT run (``smollm2-stage11``). The continuations are drawn as paths. Writes
+``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 
 The second panel is the selection itself: every model ``training/select_on_dev.py`` scored on full STS-B dev (1,500
 pairs) and 64 Lee dev sentences, read from ``training/logs/*.dev-selection.json``.
