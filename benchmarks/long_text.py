@@ -42,7 +42,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -318,7 +318,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=GLAE, help="GLAE model: 'glae' (the bundled default) or a saved folder.")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="What to measure.")
     parser.add_argument(
-        "--split", choices=("dev", "test"), default="test", help="News articles read: dev to choose, test to report."
+        "--split",
+        choices=get_args(HeldOutSplit),
+        default="test",
+        help="News articles read: dev to choose, test to report.",
     )
     parser.add_argument(
         "--limit", type=int, help=f"Articles per language-modelling prefix (default {DEFAULT_ARTICLES})."

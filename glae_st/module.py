@@ -583,7 +583,8 @@ class GLAEEmbedding(InputModule):
         head = self.causal_lm.get_output_embeddings()
         handle = head.register_forward_pre_hook(lambda _, args: tuple(a.contiguous() for a in args))
         attention = self.base_lm.config._attn_implementation
-        if self._held_dtype == torch.bfloat16 and self.device.type == "cpu":
+        eager = self._held_dtype == torch.bfloat16 and self.device.type == "cpu"
+        if eager:
             self.base_lm.set_attn_implementation("eager")
         try:
             return self.causal_lm.generate(
@@ -591,7 +592,8 @@ class GLAEEmbedding(InputModule):
             )
         finally:
             handle.remove()
-            self.base_lm.set_attn_implementation(attention)
+            if eager:
+                self.base_lm.set_attn_implementation(attention)
 
     def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``."""

@@ -132,7 +132,7 @@ def test_evaluate_scores_a_faithful_autoencoder_as_perfect(tiny_backbone: str):
     bucket_seconds = {int(bucket): metrics["decode_seconds"] for bucket, metrics in results["buckets"].items()}
     assert all(seconds > 0 for seconds in bucket_seconds.values())
     assert results["overall"]["decode_seconds"] == pytest.approx(sum(bucket_seconds.values()))
-    short_seconds = [seconds for bucket, seconds in bucket_seconds.items() if bucket <= 32]
+    short_seconds = [s for bucket, s in bucket_seconds.items() if bucket <= decode_accuracy.SHORT_TEXT_TOKENS]
     assert results["short"]["decode_seconds"] == pytest.approx(sum(short_seconds))
 
 
@@ -533,6 +533,15 @@ def test_long_text_refuses_a_window_not_shorter_than_the_prefix(capsys: pytest.C
         long_text.main(["--window", "256", "--prefixes", "1024", "256"])
     assert exit_info.value.code == 2
     assert "error: --window (256) must be shorter than --prefixes (256)." in capsys.readouterr().err
+
+
+def test_long_text_knows_only_the_held_out_splits(capsys: pytest.CaptureFixture[str]):
+    from benchmarks import long_text
+
+    with pytest.raises(SystemExit) as exit_info:
+        long_text.main(["--split", "train", "--parts", "lm"])  # training articles are not held out
+    assert exit_info.value.code == 2
+    assert "argument --split: invalid choice: 'train' (choose from 'dev', 'test')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -177,3 +177,16 @@ def test_dev_selection_scores_full_stsb_dev_and_64_dev_decodes(
     assert 0 <= scores["dev64_token_f1_raw"] <= 1 and 0 <= scores["dev64_token_f1_normalised_rescaled"] <= 1
     low, high = scores["norm_spread"]
     assert 0 < low <= scores["median_norm"] <= high
+
+
+def test_dev_selection_needs_a_model(capsys: pytest.CaptureFixture[str]):
+    from training import select_on_dev
+
+    with pytest.raises(SystemExit) as exit_info:
+        select_on_dev.main([])
+    assert exit_info.value.code == 2
+    assert "error: the following arguments are required: models" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        select_on_dev.main(["./no-such-run/final"])
+    assert exit_info.value.code == 2
+    assert "error: no such folder: ./no-such-run/final." in capsys.readouterr().err

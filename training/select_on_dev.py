@@ -59,7 +59,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="Saved GLAE folders or registry names, e.g. runs/stage11/final.")
     args = parser.parse_args(argv)
-    scores = {path: dev_scores(glae_st.load_model(path)) for path in args.models}
+    models = {}
+    for path in args.models:  # all of them before any scoring, so a wrong name costs no minutes of work
+        try:
+            models[path] = glae_st.load_model(path)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
+    scores = {path: dev_scores(model) for path, model in models.items()}
     print(json.dumps(scores, indent=1))
     return scores
 
