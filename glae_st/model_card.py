@@ -36,7 +36,7 @@ from transformers.modelcard import make_markdown_table
 from glae_st import __version__, prompts
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.decoding import decode, glae_module
-from glae_st.module import ADAPTER_FOLDER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.module import ADAPTER_FOLDER, DECODER_ADAPTER, MAIN_ADAPTER, WEIGHTS_FILE, GLAEEmbedding
 from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
 TRAINING_CONFIG_FILE = "training_config.json"
@@ -215,9 +215,10 @@ class GLAEModelCardData(SentenceTransformerModelCardData):
 
 
 def trained_weight_files(model_path: str | Path) -> list[Path]:
-    """The files of a saved GLAE model that training changes: bridge and special-token rows, then the LoRA adapter."""
+    """The files of a saved GLAE model that training changes: bridge and special-token rows, then the LoRA adapter
+    (and the decoder adapter in its subfolder)."""
     folder = Path(model_path)
-    return [folder / WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).glob("*.safetensors"))]
+    return [folder / WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).rglob("*.safetensors"))]
 
 
 def weights_revision(model_path: str | Path) -> str:
@@ -360,13 +361,19 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
     peft_config = getattr(module.causal_lm, "peft_config", None)
     if not peft_config:
         return None
-    config = next(iter(peft_config.values()))
+    config = peft_config.get(MAIN_ADAPTER) or next(iter(peft_config.values()))
     targets = (
         config.target_modules if isinstance(config.target_modules, str) else ", ".join(sorted(config.target_modules))
     )
-    return (
+    description = (
         f"LoRA adapter (peft): rank {config.r}, alpha {config.lora_alpha}, dropout {config.lora_dropout}, on {targets}"
     )
+    if DECODER_ADAPTER in peft_config:
+        description += (
+            f"; the decode prompt has a LoRA adapter of its own (rank {peft_config[DECODER_ADAPTER].r}), trained on "
+            "reconstruction over the frozen embeddings"
+        )
+    return description
 
 
 def trained_steps(log: list[dict[str, Any]]) -> int | None:

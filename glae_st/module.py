@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "glae_weights.safetensors"
 ADAPTER_FOLDER = "adapter"
+MAIN_ADAPTER = "default"
+"""The peft adapter of encoding, the Fig. 3 recurrence and the continue prompt (and of decoding without
+:data:`DECODER_ADAPTER`)."""
+DECODER_ADAPTER = "decoder"
+"""The optional peft adapter of the decode prompt alone (:meth:`GLAEEmbedding.add_decoder_adapter`); peft saves it in
+``adapter/decoder``."""
 PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -46,6 +52,9 @@ class GLAEEmbedding(InputModule):
     - only ``</text><embedding>`` follows the text;
     - the last decoder layer and the LM head are never run, and in layer -2 the MLP runs at the ``<embedding>``
       position only.
+
+    A model may carry a second LoRA adapter used by the decode prompt only (:meth:`add_decoder_adapter`): trained on
+    reconstruction over frozen embeddings, it makes decoding more faithful without moving a single embedding.
 
     The special tokens ``<embedding>``, ``</embedding>``, ``<text>``, ``</text>`` are added when the tokenizer lacks
     them; each new row starts as the mean embedding of the pieces of its own spelling, so an untrained model
@@ -231,6 +240,78 @@ class GLAEEmbedding(InputModule):
         self._stored_prefix = None
         self._weight_copies = {}
 
+    @property
+    def has_decoder_adapter(self) -> bool:
+        """Whether decoding has a LoRA adapter of its own (:data:`DECODER_ADAPTER`)."""
+        return DECODER_ADAPTER in getattr(self.causal_lm, "peft_config", {})
+
+    def add_decoder_adapter(self, rank: int | None = None) -> None:
+        """Give the decode prompt a LoRA adapter of its own, starting as an exact copy of the main adapter.
+
+        Encoding keeps the main adapter, so training only this one (with reconstruction on embeddings computed
+        beforehand, ``training/configs/smollm2-decoder.yaml``) raises decode fidelity while every embedding stays
+        as it was: the idea of inverting a frozen embedder (vec2text: Morris et al., 2023, "Text Embeddings Reveal
+        (Almost) As Much As Text"), with GLAE's own decoder as the starting point. A ``rank`` above the main
+        adapter's adds capacity: the extra rank starts with zero ``B`` rows, so the copy is still exact. Only the
+        new adapter trains afterwards.
+
+        Raises:
+            ValueError: The model has no main LoRA adapter, already has a decoder adapter, or ``rank`` is smaller
+                than the main adapter's.
+        """
+        from peft import LoraConfig
+
+        if not hasattr(self.causal_lm, "peft_config") or self.has_decoder_adapter:
+            raise ValueError(
+                "add_decoder_adapter needs a model with one LoRA adapter (add_lora, or a trained GLAE model) and no "
+                "decoder adapter yet."
+            )
+        main = self.causal_lm.peft_config[MAIN_ADAPTER]
+        rank = main.r if rank is None else rank
+        if not isinstance(rank, int) or rank < main.r:
+            raise ValueError(f"rank must be an integer >= the main adapter's rank {main.r}, got {rank!r}.")
+        self.train()  # unfold the main adapter: the copy is made of its factors
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=main.lora_alpha * rank / main.r,  # the same scale, so copied factors give the same update
+            lora_dropout=main.lora_dropout,
+            target_modules=main.target_modules,
+            trainable_token_indices=main.trainable_token_indices,
+        )
+        with peft_deprecations_silenced():
+            self.causal_lm.add_adapter(DECODER_ADAPTER, config)
+        parameters = dict(self.causal_lm.named_parameters())
+        with torch.no_grad():
+            for name, parameter in parameters.items():
+                parameter.requires_grad_(f".{DECODER_ADAPTER}" in name)
+                if not parameter.requires_grad:
+                    continue
+                source = parameters[name.replace(f".{DECODER_ADAPTER}", f".{MAIN_ADAPTER}")]
+                if "lora_A" in name:
+                    parameter[: main.r] = source
+                elif "lora_B" in name:
+                    parameter.zero_()
+                    parameter[:, : main.r] = source
+                else:  # the special-token rows' deltas
+                    parameter.copy_(source)
+
+    def use_adapter(self, name: str) -> None:
+        """Make ``name`` (:data:`MAIN_ADAPTER` or :data:`DECODER_ADAPTER`) the active adapter, folded at inference in
+        the dtype the weights were held in; a no-op on models without a decoder adapter. Which parameters train is
+        left as it was (peft's ``set_adapter`` would mark the active adapter trainable)."""
+        if not self.has_decoder_adapter or self.causal_lm.active_adapter == name:
+            return
+        held = self._held_dtype
+        self._hold_weights_in(torch.float32)
+        self._weight_copies = {}  # copies of the other adapter's folded weights
+        self._fold_lora(False)
+        trainable = {parameter: parameter.requires_grad for parameter in self.causal_lm.parameters()}
+        self.causal_lm.set_adapter(name)
+        for parameter, flag in trainable.items():
+            parameter.requires_grad_(flag)
+        self._fold_lora(not self.training)
+        self._hold_weights_in(held)
+
     # ------------------------------------------------------------------ preprocessing
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
@@ -307,6 +388,7 @@ class GLAEEmbedding(InputModule):
     def forward(self, features: dict[str, torch.Tensor], **kwargs: Any) -> dict[str, torch.Tensor]:
         """Add ``sentence_embedding``: the layer -2 state at the last real token (``<embedding>``) of each row."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        self.use_adapter(MAIN_ADAPTER)
         # gradient checkpointing recomputes layers without their key/value cache, the prefix's included
         checkpointing = self.training and _checkpointing(self.base_lm)
         with self.inference_autocast():
@@ -412,6 +494,7 @@ class GLAEEmbedding(InputModule):
                     f"Chunk {row} has {len(ids)} tokens; a chunk needs 1 to {self.max_text_tokens} tokens (the "
                     "backbone's context minus the prompt). Drop empty chunks and split longer ones."
                 )
+        self.use_adapter(MAIN_ADAPTER)
         batch = self.pad([self.iterate_suffix_ids + list(ids) + self.encode_suffix_ids for ids in chunk_ids])
         batch = {name: tensor.to(previous.device) for name, tensor in batch.items()}
         embed_tokens = self.decoder.embed_tokens
@@ -566,7 +649,8 @@ class GLAEEmbedding(InputModule):
     def generate(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any
     ) -> torch.LongTensor:
-        """The backbone's ``generate`` (KV cache, greedy or beam search) from prompt input embeddings.
+        """The backbone's ``generate`` (KV cache, greedy or beam search) from prompt input embeddings, with the
+        adapter that building the prompt made active (:meth:`decode_prompt_embeds`, :meth:`continue_prompt_embeds`).
 
         The LM head is given contiguous hidden states. At the first step ``generate`` keeps each prompt's last
         position, a strided (batch, 1, hidden) view, and ``torch.matmul`` multiplies such a view with the transposed
@@ -596,12 +680,16 @@ class GLAEEmbedding(InputModule):
                 self.base_lm.set_attn_implementation(attention)
 
     def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``."""
+        """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``; the
+        decoder adapter, if the model has one, becomes active (generation goes on with it)."""
+        self.use_adapter(DECODER_ADAPTER)
         return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids)
 
     def continue_prompt_embeds(self, memories: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Continue the text after this embedding: <embedding>{memory}</embedding><text>``
-        (Fig. 2): the model then reads the recent tokens and predicts the ones that follow."""
+        (Fig. 2): the model then reads the recent tokens and predicts the ones that follow. The continue prompt is
+        trained with the main adapter (``BoundedContextLoss``), which becomes active."""
+        self.use_adapter(MAIN_ADAPTER)
         return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids)
 
     def _slot_prompt_embeds(
@@ -682,7 +770,8 @@ class GLAEEmbedding(InputModule):
 
     # ------------------------------------------------------------------ saving and loading
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Save the config, the bridge and special-token rows, and the LoRA adapter if any (never the backbone)."""
+        """Save the config, the bridge and special-token rows, and the LoRA adapter(s) if any (never the backbone);
+        a decoder adapter goes to ``adapter/decoder``."""
         self._hold_weights_in(torch.float32)
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
@@ -749,6 +838,16 @@ class GLAEEmbedding(InputModule):
 
             with peft_deprecations_silenced():
                 module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))
+            decoder_config = cls.load_file_path(
+                model_name_or_path,
+                filename="adapter_config.json",
+                **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER, DECODER_ADAPTER)},
+            )
+            if decoder_config is not None:
+                with peft_deprecations_silenced():
+                    module.causal_lm.load_adapter(os.path.dirname(decoder_config), adapter_name=DECODER_ADAPTER)
+                module.causal_lm.set_adapter(MAIN_ADAPTER)
+                module.causal_lm.requires_grad_(False)
         return module
 
     def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -80,3 +80,12 @@ def test_cli_refuses_an_out_of_range_weight_and_an_existing_output(
         soup.main([str(two_models[0]), str(two_models[1]), "--weight", "0.5", "--output", str(tmp_path / "taken")])
     assert "pass --force" in capsys.readouterr().err
     assert not any((tmp_path / "taken").iterdir())
+
+
+def test_a_model_with_a_decoder_adapter_is_refused(tiny_backbone: str, tmp_path: Path):
+    folder_a = _random_lora_model(tiny_backbone, 0, tmp_path / "a")
+    folder_b = _random_lora_model(tiny_backbone, 1, tmp_path / "b")
+    model_b = glae_st.load_model(str(folder_b))
+    model_b[0].add_decoder_adapter()
+    with pytest.raises(ValueError, match="a model with a decoder adapter has two"):
+        soup.interpolate(glae_st.load_model(str(folder_a)), model_b, 0.5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from safetensors import safe_open
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss
@@ -20,7 +20,15 @@ import glae_st
 from glae_st import corpora
 from glae_st.losses import GLAELoss
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
-from training.train import STSB_SCORED, build_datasets, build_loss, earlier_stages, load_config, main
+from training.train import (
+    STSB_SCORED,
+    build_datasets,
+    build_loss,
+    earlier_stages,
+    length_grouped_batches,
+    load_config,
+    main,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 GLAE_7B = REPO / "training" / "configs" / "glae-7b.yaml"
@@ -190,3 +198,39 @@ def test_dev_selection_needs_a_model(capsys: pytest.CaptureFixture[str]):
         select_on_dev.main(["./no-such-run/final"])
     assert exit_info.value.code == 2
     assert "error: no such folder: ./no-such-run/final." in capsys.readouterr().err
+
+
+def test_decoder_recipe_dry_run_trains_only_a_decoder_adapter_on_the_models_own_embeddings(tmp_path: Path):
+    output_dir = tmp_path / "decoder"
+    config = REPO / "training" / "configs" / "smollm2-decoder.yaml"
+    arguments = ["--config", str(config), "--output-dir", str(output_dir), "--dry-run", "--set", "data.mix={news: 40}"]
+    main(arguments)
+    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))["mixed"]
+    final = glae_st.load_model(str(output_dir / "final"))
+    assert final[0].has_decoder_adapter
+    # the labels are the model's own embeddings, and training the decoder adapter left them where they were
+    label = np.asarray(labelled["label"][0])
+    assert label.shape == (1, final.get_embedding_dimension())
+    np.testing.assert_allclose(final.encode([labelled["anchor"][0]]), label, atol=1e-4)
+    assert json.loads((output_dir / "final" / "training_config.json").read_text())["decoder_adapter"] == {"r": 64}
+
+
+def test_length_grouped_batches_hold_texts_of_similar_length():
+    lengths = [1, 40] * 64
+    dataset = Dataset.from_dict({"anchor": ["x" * n for n in lengths]})
+    sampler = length_grouped_batches(dataset, batch_size=8, drop_last=True, generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert sorted(index for batch in batches for index in batch) == list(range(len(lengths)))
+    # megabatches of 4 batches are sorted by length: at most one batch in each mixes short and long texts, while
+    # batches in dataset order (short, long, short, ...) all do
+    mixed = [batch for batch in batches if len({lengths[index] for index in batch}) > 1]
+    assert len(mixed) <= len(batches) // 4
+
+
+def test_padding_report_counts_real_and_padded_tokens():
+    from training.padding import padding_report
+
+    lengths = np.array([2, 4, 4, 4])
+    assert padding_report(lengths, [[0, 1], [2, 3]]) == {"real_token_share": 0.875, "padded_tokens": 16}
+    assert padding_report(lengths, [[1, 2], [0, 3]])["real_token_share"] == 0.875
+    assert padding_report(lengths, [[0], [1], [2], [3]]) == {"real_token_share": 1.0, "padded_tokens": 14}

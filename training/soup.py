@@ -50,6 +50,11 @@ def interpolate(model_a: SentenceTransformer, model_b: SentenceTransformer, weig
     for module in (module_a, module_b):
         if not isinstance(module, GLAEEmbedding) or not hasattr(module.causal_lm, "peft_config"):
             raise ValueError("both models must be GLAE models with a LoRA adapter (glae_st.GLAEEmbedding + peft)")
+        if module.has_decoder_adapter:
+            raise ValueError(
+                "soup.py interpolates models with one LoRA adapter; a model with a decoder adapter has two. "
+                "Interpolate the models it was trained from, then train a decoder adapter on the result."
+            )
     if module_a.backbone != module_b.backbone:
         raise ValueError(f"backbones differ: {module_a.backbone!r} and {module_b.backbone!r}")
     model_a.train()  # unfold the adapters: the stacked adapter is built from the LoRA factors

@@ -21,21 +21,22 @@ from typing import Any
 
 import torch
 import yaml
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from sentence_transformers.base.sampler import BatchSamplers, DefaultBatchSampler, MultiDatasetBatchSamplers
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 from torch import nn
 from transformers import set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.evaluation import DecodeFidelityEvaluator
-from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss
+from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, DecoderReconstructionLoss, GLAELoss
 from glae_st.model_card import trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
@@ -60,8 +61,15 @@ def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
 
 EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbedding}
 """``embedding.module`` of a config: GLAE's <embedding> token, or AutoRegEmbed's compress tokens."""
-LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
-"""``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss."""
+LOSSES = {
+    "glae": GLAELoss,
+    "conditional_alignment": ConditionalAlignmentLoss,
+    "decoder_reconstruction": DecoderReconstructionLoss,
+}
+"""``loss.type`` of a config: GLAELoss (L1 + L2), AutoRegEmbed's ConditionalAlignmentLoss, or L2 alone on embeddings
+computed beforehand (DecoderReconstructionLoss, with ``decoder_adapter`` and ``teacher: self``)."""
+SELF_TEACHER = "self"
+"""``teacher`` of a config whose labels are the trained model's own embeddings (computed before training)."""
 CONTINUATIONS = "continuations"
 """The dataset of ``data.continuations`` (Fig. 2 rows)."""
 STSB_SCORED = "stsb_scored"
@@ -91,6 +99,16 @@ def earlier_stages(init_from: str) -> list[str]:
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
+    """The model to train; with ``decoder_adapter: {r: R}`` only a new decoder adapter of rank R trains
+    (:meth:`GLAEEmbedding.add_decoder_adapter`), over a frozen encoder and bridge."""
+    model = build_embedding_model(config)
+    if config.get("decoder_adapter"):
+        model[0].add_decoder_adapter(config["decoder_adapter"].get("r"))
+        model[0].bridge.requires_grad_(False)
+    return model
+
+
+def build_embedding_model(config: dict[str, Any]) -> SentenceTransformer:
     if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
         model = load_model(config["init_from"])
         module = model[0]
@@ -130,7 +148,9 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
     if settings.get("brown_limit", 0) != 0:
         datasets["brown"] = data.brown_texts(settings.get("brown_limit"), seed=config["training"]["seed"])
     if settings.get("mix"):  # a mixed single-text dataset from many corpora
-        datasets["mixed"] = data.mixed_texts(settings["mix"], seed=config["training"]["seed"])
+        datasets["mixed"] = data.mixed_texts(
+            settings["mix"], max_words=settings.get("max_words", 32), seed=config["training"]["seed"]
+        )
     if settings.get("bible_pairs_limit", 0) != 0:  # paraphrase positives: one verse in two translations
         datasets["bible_pairs"] = data.bible_paraphrase_pairs(
             settings.get("bible_pairs_limit"), seed=config["training"]["seed"]
@@ -162,15 +182,23 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
     return DatasetDict(datasets)
 
 
-def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir: Path) -> DatasetDict:
-    """Label every row with ``config["teacher"]``'s embeddings of its texts (GLAELoss's distillation term), once per
-    output folder: the labelled datasets are saved in ``cache_dir`` and read back on ``--resume``."""
+def add_teacher_labels(
+    config: dict[str, Any], datasets: DatasetDict, cache_dir: Path, model: SentenceTransformer
+) -> DatasetDict:
+    """Label every row with ``config["teacher"]``'s embeddings of its texts (GLAELoss's distillation term, or with
+    ``teacher: self`` the model's own embeddings for DecoderReconstructionLoss), once per output folder: the
+    labelled datasets are saved in ``cache_dir`` and read back on ``--resume``."""
     if not config.get("teacher"):
         return datasets
     if (cache_dir / "dataset_dict.json").is_file():
         return DatasetDict.load_from_disk(str(cache_dir))
     teacher_name = config["teacher"]
-    teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
+    if teacher_name == SELF_TEACHER:
+        teacher = model
+    else:
+        teacher = SentenceTransformer(
+            str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name
+        )
     labelled = DatasetDict(
         {
             name: rows if name in DATASET_LOSSES else data.with_teacher_embeddings(rows, teacher)
@@ -191,6 +219,29 @@ def build_loss(
     if not DATASET_LOSSES.keys() & datasets.keys():
         return loss
     return {name: DATASET_LOSSES[name](model) if name in DATASET_LOSSES else loss for name in datasets}
+
+
+def length_grouped_batches(
+    dataset: Dataset,
+    batch_size: int,
+    drop_last: bool,
+    valid_label_columns: list[str] | None = None,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+) -> DefaultBatchSampler:
+    """Batches of texts of similar length (``training.batch_sampler: length_grouped``), so little of a step is spent
+    on padding: transformers' ``LengthGroupedSampler`` shuffles, sorts megabatches of 50 batches by characters of
+    text, and yields the batches of each in random order."""
+    text_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
+    lengths = [sum(len(row[name]) for name in text_columns) for row in dataset.select_columns(text_columns)]
+    sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    return DefaultBatchSampler(
+        sampler, batch_size, drop_last, valid_label_columns=valid_label_columns, generator=generator, seed=seed
+    )
+
+
+BATCH_SAMPLERS = {"no_duplicates": BatchSamplers.NO_DUPLICATES, "length_grouped": length_grouped_batches}
+"""``training.batch_sampler`` of a config (default ``no_duplicates``: in-batch negatives must differ)."""
 
 
 def build_evaluator(config: dict[str, Any]) -> SequentialEvaluator:
@@ -229,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     train_dataset = build_datasets(config, model[0])
     if args.dry_run:
         train_dataset = cap_rows(train_dataset)
-    train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data")
+    train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data", model)
     loss = build_loss(config, model, train_dataset)
     output_dir = Path(args.output_dir)
     training_args = SentenceTransformerTrainingArguments(
@@ -255,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         # unused parameters would then mark the bridge ready twice and fail on the first multi-GPU step.
         ddp_find_unused_parameters=False,
         dataloader_drop_last=True,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=BATCH_SAMPLERS[training.get("batch_sampler", "no_duplicates")],
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config["data"]["sampler"]),
         report_to="none",
     )

@@ -1,0 +1,130 @@
+"""A decoder adapter of its own: an exact copy at first, then it trains decoding and never moves an embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig
+from sentence_transformers import SentenceTransformer
+
+import glae_st
+from glae_st.losses import DecoderReconstructionLoss
+from glae_st.model_card import weights_revision
+from glae_st.module import DECODER_ADAPTER, MAIN_ADAPTER
+
+TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain is expected in Sydney tomorrow."]
+
+
+@pytest.fixture
+def lora_model(tiny_model: SentenceTransformer) -> SentenceTransformer:
+    """The tiny model with a main adapter whose update is not zero, so that copying it is a real test."""
+    tiny_model[0].add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in tiny_model[0].causal_lm.named_parameters():
+            if "lora_B" in name or "trainable_tokens_delta" in name:
+                parameter.normal_(std=0.05)
+    return tiny_model
+
+
+def reconstruction_nll(model: SentenceTransformer, embeddings: torch.Tensor) -> float:
+    module = model[0]
+    ids = [module.tokenizer(text, add_special_tokens=False)["input_ids"] for text in TEXTS]
+    with torch.no_grad():
+        return module.reconstruction_nll(embeddings, ids).item()
+
+
+def test_a_decoder_adapter_starts_as_an_exact_copy_of_the_main_adapter(lora_model: SentenceTransformer):
+    module = lora_model[0]
+    embeddings = lora_model.encode(TEXTS, convert_to_tensor=True)
+    decoded = glae_st.decode(lora_model, embeddings, max_new_tokens=6)
+    lora_model.train()
+    nll = reconstruction_nll(lora_model, embeddings)
+    module.add_decoder_adapter(rank=8)  # twice the main rank: the extra rank must start at zero
+    assert module.has_decoder_adapter
+    assert module.causal_lm.peft_config[DECODER_ADAPTER].r == 8
+    trainable = {name for name, p in module.causal_lm.named_parameters() if p.requires_grad}
+    assert trainable and all(f".{DECODER_ADAPTER}" in name for name in trainable)
+    assert reconstruction_nll(lora_model, embeddings) == pytest.approx(nll, abs=1e-5)
+    assert module.causal_lm.active_adapter == DECODER_ADAPTER  # the decode prompt switched to it
+    lora_model.eval()
+    torch.testing.assert_close(lora_model.encode(TEXTS, convert_to_tensor=True), embeddings, atol=1e-4, rtol=0)
+    assert module.causal_lm.active_adapter == MAIN_ADAPTER
+    assert glae_st.decode(lora_model, embeddings, max_new_tokens=6) == decoded
+
+
+def test_training_the_decoder_adapter_moves_decoding_and_no_embedding(lora_model: SentenceTransformer):
+    module = lora_model[0]
+    embeddings = lora_model.encode(TEXTS, convert_to_tensor=True)
+    main_weights = {n: p.detach().clone() for n, p in module.causal_lm.named_parameters() if f".{MAIN_ADAPTER}" in n}
+    module.add_decoder_adapter()
+    loss = DecoderReconstructionLoss(lora_model)
+    features = module.preprocess(TEXTS)
+    optimizer = torch.optim.Adam([p for p in lora_model.parameters() if p.requires_grad], lr=1e-2)
+    lora_model.train()
+    first = None
+    for _ in range(10):
+        optimizer.zero_grad()
+        value = loss([features], embeddings[:, None].clone())  # labels as with_teacher_embeddings writes them
+        value.backward()
+        optimizer.step()
+        first = first if first is not None else value.item()
+    assert value.item() < first - 0.5
+    for name, parameter in module.causal_lm.named_parameters():
+        if name in main_weights:
+            assert torch.equal(parameter, main_weights[name]), name
+    lora_model.eval()
+    torch.testing.assert_close(lora_model.encode(TEXTS, convert_to_tensor=True), embeddings, atol=1e-4, rtol=0)
+    lora_model.train()
+    assert reconstruction_nll(lora_model, embeddings) < first - 0.5  # decoding reads the trained adapter
+
+
+def test_the_decoder_adapter_is_saved_loaded_and_part_of_the_revision(lora_model: SentenceTransformer, tmp_path: Path):
+    lora_model.save(str(tmp_path / "one"))
+    module = lora_model[0]
+    module.add_decoder_adapter()
+    with torch.no_grad():
+        for name, parameter in module.causal_lm.named_parameters():
+            if f"lora_B.{DECODER_ADAPTER}" in name:
+                parameter.add_(0.05)
+    lora_model.eval()
+    embeddings = lora_model.encode(TEXTS, convert_to_tensor=True)
+    decoded = glae_st.decode(lora_model, embeddings, max_new_tokens=6)
+    lora_model.save(str(tmp_path / "two"))
+    assert (tmp_path / "two" / "adapter" / DECODER_ADAPTER / "adapter_model.safetensors").is_file()
+    assert weights_revision(tmp_path / "two") != weights_revision(tmp_path / "one")
+    reloaded = glae_st.load_model(str(tmp_path / "two"))
+    assert reloaded[0].has_decoder_adapter and reloaded[0].causal_lm.active_adapter == MAIN_ADAPTER
+    assert not any(p.requires_grad for p in reloaded[0].causal_lm.parameters())
+    torch.testing.assert_close(reloaded.encode(TEXTS, convert_to_tensor=True), embeddings, atol=1e-4, rtol=0)
+    assert glae_st.decode(reloaded, embeddings, max_new_tokens=6) == decoded
+    assert not glae_st.load_model(str(tmp_path / "one"))[0].has_decoder_adapter
+
+
+def test_decoder_adapter_misuse_gets_clear_errors(tiny_model: SentenceTransformer):
+    module = tiny_model[0]
+    with pytest.raises(ValueError, match="needs a model with one LoRA adapter"):
+        module.add_decoder_adapter()
+    module.add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with pytest.raises(ValueError, match="rank must be an integer >= the main adapter's rank 4, got 2"):
+        module.add_decoder_adapter(rank=2)
+    module.add_decoder_adapter()
+    with pytest.raises(ValueError, match="no decoder adapter yet"):
+        module.add_decoder_adapter()
+
+
+@pytest.mark.parametrize(
+    ("labels", "columns"),
+    [(None, 1), (torch.zeros(3, 7), 1), (torch.zeros(3, 2, 32, 1), 1), ("embeddings", 2)],
+)
+def test_decoder_reconstruction_loss_needs_one_text_column_and_embedding_labels(
+    tiny_model: SentenceTransformer, labels, columns
+):
+    module = tiny_model[0]
+    features = module.preprocess(TEXTS)
+    if isinstance(labels, str):
+        labels = torch.zeros(3, module.get_embedding_dimension())
+    with pytest.raises(ValueError, match="needs one text column and, as the label, the model's embedding"):
+        DecoderReconstructionLoss(tiny_model)([features] * columns, labels)
