@@ -78,6 +78,8 @@ class GLAEEmbedding(InputModule):
             iterative encoding on a model that was not warns, since it reads later chunks through an untrained prompt.
         embedding_norm: The typical (median) L2 norm of this model's embeddings, measured when the model is saved
             after training; :func:`glae_st.decode` rescales L2-normalised embeddings to it.
+        decoder_slots: With a decoder adapter, the decode prompt may read each vector as this many input
+            embeddings through a bridge of its own (:meth:`add_decoder_adapter`); None uses the main bridge.
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the backbone (e.g. ``{"dtype": "bfloat16"}``).
 
     Example::
@@ -99,6 +101,7 @@ class GLAEEmbedding(InputModule):
         "inference_dtype",
         "embedding_norm",
         "trained_recurrence",
+        "decoder_slots",
     ]
     save_in_root = True
 
@@ -111,6 +114,7 @@ class GLAEEmbedding(InputModule):
         inference_dtype: Literal["auto", "float32", "bfloat16"] = "auto",
         embedding_norm: float | None = None,
         trained_recurrence: bool = False,
+        decoder_slots: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
@@ -143,6 +147,8 @@ class GLAEEmbedding(InputModule):
                 f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}."
             )
         self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim)
+        self.decoder_slots = decoder_slots
+        self.decoder_bridge = None if decoder_slots is None else self._new_decoder_bridge(decoder_slots)
         self.encode_prefix_ids = self._token_ids(prompts.ENCODE.prefix)
         self.encode_suffix_ids = self._token_ids(self.encode_answer)
         self.decode_prefix_ids = self._token_ids(prompts.DECODE.prefix)
@@ -245,7 +251,12 @@ class GLAEEmbedding(InputModule):
         """Whether decoding has a LoRA adapter of its own (:data:`DECODER_ADAPTER`)."""
         return DECODER_ADAPTER in getattr(self.causal_lm, "peft_config", {})
 
-    def add_decoder_adapter(self, rank: int | None = None) -> None:
+    def _new_decoder_bridge(self, slots: int) -> EmbeddingBridge:
+        check_positive_int("decoder_slots", slots)
+        width = self.bridge.projection.out_features
+        return EmbeddingBridge(self.get_embedding_dimension(), width, slots=slots).to(self.bridge.projection.weight)
+
+    def add_decoder_adapter(self, rank: int | None = None, slots: int | None = None) -> None:
         """Give the decode prompt a LoRA adapter of its own, starting as an exact copy of the main adapter.
 
         Encoding keeps the main adapter, so training only this one (with reconstruction on embeddings computed
@@ -253,7 +264,8 @@ class GLAEEmbedding(InputModule):
         as it was: the idea of inverting a frozen embedder (vec2text: Morris et al., 2023, "Text Embeddings Reveal
         (Almost) As Much As Text"), with GLAE's own decoder as the starting point. A ``rank`` above the main
         adapter's adds capacity: the extra rank starts with zero ``B`` rows, so the copy is still exact. Only the
-        new adapter trains afterwards.
+        new adapter trains afterwards. With ``slots``, the decode prompt reads each vector as that many input
+        embeddings through a bridge of its own (each slot a copy of the main bridge at first), which trains too.
 
         Raises:
             ValueError: The model has no main LoRA adapter, already has a decoder adapter, or ``rank`` is smaller
@@ -294,6 +306,10 @@ class GLAEEmbedding(InputModule):
                     parameter[:, : main.r] = source
                 else:  # the special-token rows' deltas
                     parameter.copy_(source)
+        if slots is not None:
+            self.decoder_slots = slots
+            self.decoder_bridge = self._new_decoder_bridge(slots)
+            self.decoder_bridge.copy_slots_from(self.bridge)
 
     def use_adapter(self, name: str) -> None:
         """Make ``name`` (:data:`MAIN_ADAPTER` or :data:`DECODER_ADAPTER`) the active adapter, folded at inference in
@@ -683,24 +699,25 @@ class GLAEEmbedding(InputModule):
         """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``; the
         decoder adapter, if the model has one, becomes active (generation goes on with it)."""
         self.use_adapter(DECODER_ADAPTER)
-        return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids)
+        bridge = self.bridge if self.decoder_bridge is None else self.decoder_bridge
+        return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids, bridge)
 
     def continue_prompt_embeds(self, memories: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Continue the text after this embedding: <embedding>{memory}</embedding><text>``
         (Fig. 2): the model then reads the recent tokens and predicts the ones that follow. The continue prompt is
         trained with the main adapter (``BoundedContextLoss``), which becomes active."""
         self.use_adapter(MAIN_ADAPTER)
-        return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids)
+        return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids, self.bridge)
 
     def _slot_prompt_embeds(
-        self, embeddings: torch.Tensor, prefix_ids: Sequence[int], suffix_ids: Sequence[int]
+        self, embeddings: torch.Tensor, prefix_ids: Sequence[int], suffix_ids: Sequence[int], bridge: EmbeddingBridge
     ) -> torch.Tensor:
-        """``prefix`` + each vector through the bridge + ``suffix``, as (batch, length, width) input embeddings."""
+        """``prefix`` + each vector through ``bridge`` + ``suffix``, as (batch, length, width) input embeddings."""
         embed_tokens = self.causal_lm.get_input_embeddings()
         prefix = embed_tokens(torch.tensor([list(prefix_ids)], device=embeddings.device))
         suffix = embed_tokens(torch.tensor([list(suffix_ids)], device=embeddings.device))
         batch_size = embeddings.shape[0]
-        slot = self.bridge(embeddings.to(prefix.dtype))[:, None]
+        slot = bridge.as_tokens(embeddings.to(prefix.dtype))
         return torch.cat([prefix.expand(batch_size, -1, -1), slot, suffix.expand(batch_size, -1, -1)], dim=1)
 
     def reconstruction_nll(self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -776,6 +793,8 @@ class GLAEEmbedding(InputModule):
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
         tensors = {f"bridge.{name}": value for name, value in self.bridge.state_dict().items()}
+        if self.decoder_bridge is not None:
+            tensors.update({f"decoder_bridge.{n}": value for n, value in self.decoder_bridge.state_dict().items()})
         input_rows = self.causal_lm.get_input_embeddings()(torch.tensor(ids, device=self.device))
         tensors["special_tokens.input_embeddings"] = input_rows
         if not self.causal_lm.config.tie_word_embeddings:
@@ -851,9 +870,12 @@ class GLAEEmbedding(InputModule):
         return module
 
     def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
-        bridge_state = {name.removeprefix("bridge."): t for name, t in tensors.items() if name.startswith("bridge.")}
         try:
-            self.bridge.load_state_dict(bridge_state)
+            for prefix, bridge in (("bridge.", self.bridge), ("decoder_bridge.", self.decoder_bridge)):
+                if bridge is not None:
+                    bridge.load_state_dict(
+                        {n.removeprefix(prefix): t for n, t in tensors.items() if n.startswith(prefix)}
+                    )
         except RuntimeError as exc:
             raise ValueError(
                 f"{source} does not fit this backbone ({self.backbone!r}, hidden size "

@@ -128,3 +128,31 @@ def test_decoder_reconstruction_loss_needs_one_text_column_and_embedding_labels(
         labels = torch.zeros(3, module.get_embedding_dimension())
     with pytest.raises(ValueError, match="needs one text column and, as the label, the model's embedding"):
         DecoderReconstructionLoss(tiny_model)([features] * columns, labels)
+
+
+def test_a_decoder_bridge_of_several_slots_reads_each_vector_as_several_tokens(
+    lora_model: SentenceTransformer, tmp_path: Path
+):
+    module = lora_model[0]
+    embeddings = lora_model.encode(TEXTS, convert_to_tensor=True)
+    module.add_decoder_adapter(slots=3)
+    with torch.no_grad():
+        single = module._slot_prompt_embeds(
+            embeddings, module.decode_prefix_ids, module.decode_suffix_ids, module.bridge
+        )
+        prompt = module.decode_prompt_embeds(embeddings)
+    assert prompt.shape[1] == single.shape[1] + 2
+    slot = len(module.decode_prefix_ids)
+    for index in range(3):  # every slot starts as the main bridge's map
+        torch.testing.assert_close(prompt[:, slot + index], single[:, slot])
+    assert all(p.requires_grad for p in module.decoder_bridge.parameters())
+    with torch.no_grad():
+        module.decoder_bridge.projection.bias.add_(0.1)
+    lora_model.save(str(tmp_path / "slots"))
+    reloaded = glae_st.load_model(str(tmp_path / "slots"))
+    assert reloaded[0].decoder_slots == 3
+    torch.testing.assert_close(reloaded[0].decoder_bridge.projection.bias, module.decoder_bridge.projection.bias)
+    lora_model.eval()
+    assert glae_st.decode(reloaded, embeddings, max_new_tokens=6) == glae_st.decode(
+        lora_model, embeddings, max_new_tokens=6
+    )

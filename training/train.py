@@ -99,11 +99,12 @@ def earlier_stages(init_from: str) -> list[str]:
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
-    """The model to train; with ``decoder_adapter: {r: R}`` only a new decoder adapter of rank R trains
-    (:meth:`GLAEEmbedding.add_decoder_adapter`), over a frozen encoder and bridge."""
+    """The model to train; with ``decoder_adapter: {r: R, slots: S}`` only a new decoder adapter of rank R (and,
+    with ``slots``, a decoder bridge of S slots) trains (:meth:`GLAEEmbedding.add_decoder_adapter`), over a frozen
+    encoder and bridge."""
     model = build_embedding_model(config)
     if config.get("decoder_adapter"):
-        model[0].add_decoder_adapter(config["decoder_adapter"].get("r"))
+        model[0].add_decoder_adapter(config["decoder_adapter"].get("r"), config["decoder_adapter"].get("slots"))
         model[0].bridge.requires_grad_(False)
     return model
 
