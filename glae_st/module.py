@@ -147,7 +147,6 @@ class GLAEEmbedding(InputModule):
                 f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}."
             )
         self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim)
-        self.decoder_slots = decoder_slots
         self.decoder_bridge = None if decoder_slots is None else self._new_decoder_bridge(decoder_slots)
         self.encode_prefix_ids = self._token_ids(prompts.ENCODE.prefix)
         self.encode_suffix_ids = self._token_ids(self.encode_answer)
@@ -251,6 +250,11 @@ class GLAEEmbedding(InputModule):
         """Whether decoding has a LoRA adapter of its own (:data:`DECODER_ADAPTER`)."""
         return DECODER_ADAPTER in getattr(self.causal_lm, "peft_config", {})
 
+    @property
+    def decoder_slots(self) -> int | None:
+        """Input embeddings per vector in the decode prompt's own bridge; None when decoding uses the main bridge."""
+        return None if self.decoder_bridge is None else self.decoder_bridge.slots
+
     def _new_decoder_bridge(self, slots: int) -> EmbeddingBridge:
         check_positive_int("decoder_slots", slots)
         width = self.bridge.projection.out_features
@@ -268,8 +272,8 @@ class GLAEEmbedding(InputModule):
         embeddings through a bridge of its own (each slot a copy of the main bridge at first), which trains too.
 
         Raises:
-            ValueError: The model has no main LoRA adapter, already has a decoder adapter, or ``rank`` is smaller
-                than the main adapter's.
+            ValueError: The model has no main LoRA adapter, already has a decoder adapter, ``rank`` is smaller
+                than the main adapter's, or ``slots`` is not a positive integer.
         """
         from peft import LoraConfig
 
@@ -282,6 +286,8 @@ class GLAEEmbedding(InputModule):
         rank = main.r if rank is None else rank
         if not isinstance(rank, int) or rank < main.r:
             raise ValueError(f"rank must be an integer >= the main adapter's rank {main.r}, got {rank!r}.")
+        if slots is not None:
+            check_positive_int("slots", slots)
         self.train()  # unfold the main adapter: the copy is made of its factors
         config = LoraConfig(
             r=rank,
@@ -307,7 +313,6 @@ class GLAEEmbedding(InputModule):
                 else:  # the special-token rows' deltas
                     parameter.copy_(source)
         if slots is not None:
-            self.decoder_slots = slots
             self.decoder_bridge = self._new_decoder_bridge(slots)
             self.decoder_bridge.copy_slots_from(self.bridge)
 

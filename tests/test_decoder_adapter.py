@@ -110,6 +110,9 @@ def test_decoder_adapter_misuse_gets_clear_errors(tiny_model: SentenceTransforme
     module.add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
     with pytest.raises(ValueError, match="rank must be an integer >= the main adapter's rank 4, got 2"):
         module.add_decoder_adapter(rank=2)
+    with pytest.raises(ValueError, match="slots must be a positive integer, got 0"):
+        module.add_decoder_adapter(slots=0)
+    assert not module.has_decoder_adapter  # a refused call adds nothing
     module.add_decoder_adapter()
     with pytest.raises(ValueError, match="no decoder adapter yet"):
         module.add_decoder_adapter()

@@ -234,3 +234,22 @@ def test_padding_report_counts_real_and_padded_tokens():
     assert padding_report(lengths, [[0, 1], [2, 3]]) == {"real_token_share": 0.875, "padded_tokens": 16}
     assert padding_report(lengths, [[1, 2], [0, 3]])["real_token_share"] == 0.875
     assert padding_report(lengths, [[0], [1], [2], [3]]) == {"real_token_share": 1.0, "padded_tokens": 14}
+
+
+def test_an_unknown_batch_sampler_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    arguments = ["--config", str(GLAE_7B), "--output-dir", str(tmp_path / "x"), "--dry-run"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*arguments, "--set", "training.batch_sampler=by_length"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "training.batch_sampler must be one of ['length_grouped', 'no_duplicates'], got 'by_length'" in error
+    assert not (tmp_path / "x").exists()
+
+
+def test_padding_cli_refuses_a_folder_that_is_not_saved_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from training import padding
+
+    with pytest.raises(SystemExit) as exit_info:
+        padding.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "is not a saved DatasetDict (no dataset_dict.json)" in capsys.readouterr().err

@@ -243,6 +243,11 @@ def median_embedding_norm(model: SentenceTransformer, texts: Sequence[str]) -> f
     return round(float(numpy.median(numpy.linalg.norm(embeddings, axis=1))), 4)
 
 
+def text_columns(dataset: Dataset) -> list[str]:
+    """The names of ``dataset``'s string columns, in order."""
+    return [name for name, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
+
+
 def hub_pairs(path: str, subset: str | None = None, split: str = "train", limit: int | None = None) -> Dataset:
     """(anchor, positive) pairs of a Hugging Face Hub dataset whose first two columns are the pair (as in the
     sentence-transformers datasets: ``sentence-transformers/all-nli`` ``pair``, ``.../quora-duplicates``), or
@@ -250,6 +255,6 @@ def hub_pairs(path: str, subset: str | None = None, split: str = "train", limit:
     from datasets import load_dataset
 
     dataset = load_dataset(path, subset, split=split if limit is None else f"{split}[:{limit}]")
-    text_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
-    names = ["anchor", "positive"][: min(2, len(text_columns))]
-    return dataset.select_columns(text_columns[: len(names)]).rename_columns(dict(zip(text_columns, names)))
+    columns = text_columns(dataset)
+    names = ["anchor", "positive"][: min(2, len(columns))]
+    return dataset.select_columns(columns[: len(names)]).rename_columns(dict(zip(columns, names)))

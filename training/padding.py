@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st.backbone import _cached_smollm2
+from training.data import text_columns
 from training.train import length_grouped_batches
 
 
@@ -46,9 +47,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     tokenizer = AutoTokenizer.from_pretrained(_cached_smollm2())  # the default backbone's, as training/speed.py
     report = {}
     for name, dataset in DatasetDict.load_from_disk(str(args.data_dir)).items():
-        columns = [c for c, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
         lengths = np.zeros(len(dataset), dtype=np.int64)
-        for column in columns:
+        for column in text_columns(dataset):
             ids = tokenizer(list(dataset[column]), add_special_tokens=False)["input_ids"]
             lengths += np.array([min(len(row), args.max_seq_length) + 1 for row in ids])  # + </text>
         generator = torch.Generator().manual_seed(0)

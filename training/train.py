@@ -233,8 +233,8 @@ def length_grouped_batches(
     """Batches of texts of similar length (``training.batch_sampler: length_grouped``), so little of a step is spent
     on padding: transformers' ``LengthGroupedSampler`` shuffles, sorts megabatches of 50 batches by characters of
     text, and yields the batches of each in random order."""
-    text_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", "") == "string"]
-    lengths = [sum(len(row[name]) for name in text_columns) for row in dataset.select_columns(text_columns)]
+    columns = data.text_columns(dataset)
+    lengths = [sum(len(row[name]) for name in columns) for row in dataset.select_columns(columns)]
     sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     return DefaultBatchSampler(
         sampler, batch_size, drop_last, valid_label_columns=valid_label_columns, generator=generator, seed=seed
@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--dry-run trains a tiny random model; it cannot be exported (drop --export-to).")
 
     config = load_config(args.config, args.set)
+    sampler = config["training"].get("batch_sampler", "no_duplicates")
+    if sampler not in BATCH_SAMPLERS:
+        parser.error(f"training.batch_sampler must be one of {sorted(BATCH_SAMPLERS)}, got {sampler!r}")
     if args.dry_run:
         config = dry_run_config(config, args.output_dir)
     training = config["training"]
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         # unused parameters would then mark the bridge ready twice and fail on the first multi-GPU step.
         ddp_find_unused_parameters=False,
         dataloader_drop_last=True,
-        batch_sampler=BATCH_SAMPLERS[training.get("batch_sampler", "no_duplicates")],
+        batch_sampler=BATCH_SAMPLERS[sampler],
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config["data"]["sampler"]),
         report_to="none",
     )
