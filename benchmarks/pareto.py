@@ -17,7 +17,8 @@ their decode scores are on 64 Lee dev sentences, not 16, so their paths start ap
 paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 
 The second panel is the selection itself: every model ``training/select_on_dev.py`` scored on full STS-B dev (1,500
-pairs) and 64 Lee dev sentences, read from ``training/logs/*.dev-selection.json``.
+pairs) and 64 Lee dev sentences, read from ``training/logs/*.dev-selection.json``. Stage 14 (the recurrence adapter,
+``smollm2-stage14-recurrence``) is there only: it trains no short-text path, so it sits on the default's dot.
 """
 
 from __future__ import annotations

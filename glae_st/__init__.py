@@ -15,14 +15,13 @@ from glae_st.compress_tokens import CompressTokenEmbedding
 from glae_st.decoding import decode
 from glae_st.long_text import generate_long
 from glae_st.module import GLAEEmbedding
-from glae_st.registry import DEFAULT_MODEL, LONG_TEXT_MODEL, load_model, resolve_model_name
+from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 from glae_st.translator import EmbeddingTranslator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
-    "LONG_TEXT_MODEL",
     "BackboneLoadError",
     "CompressTokenEmbedding",
     "EmbeddingBridge",

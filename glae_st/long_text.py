@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from glae_st import prompts
 from glae_st.decoding import glae_module
-from glae_st.module import GLAEEmbedding, check_positive_int, validate_texts
+from glae_st.module import RECURRENCE_ADAPTER, GLAEEmbedding, check_positive_int, validate_texts
 
 
 @dataclass
@@ -44,8 +44,11 @@ def context_embeds(
     model: SentenceTransformer | GLAEEmbedding, contexts: Sequence[BoundedContext]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded input embeddings and attention mask of ``Continue the text after this embedding:
-    <embedding>{memory}</embedding><text>{window}`` per context (only ``{window}`` when there is no memory)."""
+    <embedding>{memory}</embedding><text>{window}`` per context (only ``{window}`` when there is no memory). Every
+    context is read by the adapter of the long-text prompts (the recurrence adapter where the model has one), which
+    stays active for the generation that follows, so contexts with and without memory meet the same weights."""
     module = glae_module(model)
+    module.use_adapter(RECURRENCE_ADAPTER)
     embed_tokens = module.causal_lm.get_input_embeddings()
     sequences = []
     for context in contexts:

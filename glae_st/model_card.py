@@ -36,7 +36,14 @@ from transformers.modelcard import make_markdown_table
 from glae_st import __version__, prompts
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.decoding import decode, glae_module
-from glae_st.module import ADAPTER_FOLDER, DECODER_ADAPTER, MAIN_ADAPTER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.module import (
+    ADAPTER_FOLDER,
+    DECODER_ADAPTER,
+    MAIN_ADAPTER,
+    RECURRENCE_ADAPTER,
+    WEIGHTS_FILE,
+    GLAEEmbedding,
+)
 from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
 TRAINING_CONFIG_FILE = "training_config.json"
@@ -372,6 +379,12 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
         description += (
             f"; the decode prompt has a LoRA adapter of its own (rank {peft_config[DECODER_ADAPTER].r}), trained on "
             "reconstruction over the frozen embeddings"
+        )
+    if RECURRENCE_ADAPTER in peft_config:
+        description += (
+            f"; the Fig. 3 recurrence and the continue prompt have a LoRA adapter of their own (rank "
+            f"{peft_config[RECURRENCE_ADAPTER].r}), trained on long documents while the rest of the model was frozen, "
+            "so texts of one chunk are embedded and decoded exactly as without it"
         )
     return description
 

@@ -28,11 +28,16 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "glae_weights.safetensors"
 ADAPTER_FOLDER = "adapter"
 MAIN_ADAPTER = "default"
-"""The peft adapter of encoding, the Fig. 3 recurrence and the continue prompt (and of decoding without
-:data:`DECODER_ADAPTER`)."""
+"""The peft adapter of encoding (and of decoding, the Fig. 3 recurrence and the continue prompt, for each of them
+that has no adapter of its own)."""
 DECODER_ADAPTER = "decoder"
 """The optional peft adapter of the decode prompt alone (:meth:`GLAEEmbedding.add_decoder_adapter`); peft saves it in
 ``adapter/decoder``."""
+RECURRENCE_ADAPTER = "recurrence"
+"""The optional peft adapter of the Fig. 3 recurrence and the continue prompt (:meth:`GLAEEmbedding.add_recurrence_adapter`);
+peft saves it in ``adapter/recurrence``."""
+EXTRA_ADAPTERS = (DECODER_ADAPTER, RECURRENCE_ADAPTER)
+"""The adapters a model may carry beside :data:`MAIN_ADAPTER`, each a copy of it at first that trains alone."""
 PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -53,8 +58,10 @@ class GLAEEmbedding(InputModule):
     - the last decoder layer and the LM head are never run, and in layer -2 the MLP runs at the ``<embedding>``
       position only.
 
-    A model may carry a second LoRA adapter used by the decode prompt only (:meth:`add_decoder_adapter`): trained on
-    reconstruction over frozen embeddings, it makes decoding more faithful without moving a single embedding.
+    A model may carry more LoRA adapters, each trained while the rest of the model stays frozen: one for the decode
+    prompt (:meth:`add_decoder_adapter`), which makes decoding more faithful without moving a single embedding, and
+    one for the Fig. 3 recurrence and the continue prompt (:meth:`add_recurrence_adapter`), which teaches long texts
+    without changing how a text of one chunk is embedded or decoded.
 
     The special tokens ``<embedding>``, ``</embedding>``, ``<text>``, ``</text>`` are added when the tokenizer lacks
     them; each new row starts as the mean embedding of the pieces of its own spelling, so an untrained model
@@ -80,6 +87,9 @@ class GLAEEmbedding(InputModule):
             after training; :func:`glae_st.decode` rescales L2-normalised embeddings to it.
         decoder_slots: With a decoder adapter, the decode prompt may read each vector as this many input
             embeddings through a bridge of its own (:meth:`add_decoder_adapter`); None uses the main bridge.
+        extra_adapter_dtype: ``"float32"`` or ``"float16"``: the dtype :meth:`save` stores the extra adapters in
+            (:data:`EXTRA_ADAPTERS`; the main adapter is always float32). float16 halves their files; they load back
+            into float32 weights, with float16's rounding of the stored factors (a relative 5e-4).
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the backbone (e.g. ``{"dtype": "bfloat16"}``).
 
     Example::
@@ -102,6 +112,7 @@ class GLAEEmbedding(InputModule):
         "embedding_norm",
         "trained_recurrence",
         "decoder_slots",
+        "extra_adapter_dtype",
     ]
     save_in_root = True
 
@@ -115,6 +126,7 @@ class GLAEEmbedding(InputModule):
         embedding_norm: float | None = None,
         trained_recurrence: bool = False,
         decoder_slots: int | None = None,
+        extra_adapter_dtype: Literal["float32", "float16"] = "float32",
         model_kwargs: dict[str, Any] | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
@@ -127,6 +139,9 @@ class GLAEEmbedding(InputModule):
             raise ValueError(f"long_text must be 'truncate' or 'iterative', got {long_text!r}.")
         if inference_dtype not in INFERENCE_DTYPES:
             raise ValueError(f"inference_dtype must be one of {list(INFERENCE_DTYPES)}, got {inference_dtype!r}.")
+        if extra_adapter_dtype not in ("float32", "float16"):
+            raise ValueError(f"extra_adapter_dtype must be 'float32' or 'float16', got {extra_adapter_dtype!r}.")
+        self.extra_adapter_dtype = extra_adapter_dtype
         self.backbone = backbone
         self.inference_dtype = inference_dtype
         self.embedding_norm = embedding_norm
@@ -251,6 +266,12 @@ class GLAEEmbedding(InputModule):
         return DECODER_ADAPTER in getattr(self.causal_lm, "peft_config", {})
 
     @property
+    def has_recurrence_adapter(self) -> bool:
+        """Whether the Fig. 3 recurrence and the continue prompt have a LoRA adapter of their own
+        (:data:`RECURRENCE_ADAPTER`)."""
+        return RECURRENCE_ADAPTER in getattr(self.causal_lm, "peft_config", {})
+
+    @property
     def decoder_slots(self) -> int | None:
         """Input embeddings per vector in the decode prompt's own bridge; None when decoding uses the main bridge."""
         return None if self.decoder_bridge is None else self.decoder_bridge.slots
@@ -275,19 +296,50 @@ class GLAEEmbedding(InputModule):
             ValueError: The model has no main LoRA adapter, already has a decoder adapter, ``rank`` is smaller
                 than the main adapter's, or ``slots`` is not a positive integer.
         """
+        if slots is not None:
+            check_positive_int("slots", slots)
+        self._add_adapter_copy(DECODER_ADAPTER, rank)
+        if slots is not None:
+            self.decoder_bridge = self._new_decoder_bridge(slots)
+            self.decoder_bridge.copy_slots_from(self.bridge)
+
+    def add_recurrence_adapter(self, rank: int | None = None) -> None:
+        """Give the paper's long-text prompts, the Fig. 3 recurrence (:meth:`iterate`) and the Fig. 2 continue prompt
+        (:meth:`continue_prompt_embeds`), a LoRA adapter of their own, starting as an exact copy of the main adapter.
+
+        The first chunk of every text is still embedded by the main adapter and decoding keeps its adapter, so
+        training only this one (``training/configs/smollm2-recurrence.yaml``) teaches the model to carry later chunks
+        in its vector while every text of one chunk keeps its embedding and its decode, bit for bit: the long-text
+        skills of the GLAE paper (Zhang et al., 2024, section 5) without the short-text cost of training them into
+        the shared weights. ``rank`` works as in :meth:`add_decoder_adapter`. Only the new adapter trains afterwards.
+
+        Example::
+
+            model = glae_st.load_model(glae_st.DEFAULT_MODEL)
+            model[0].add_recurrence_adapter(rank=64)
+            model[0].long_text = "iterative"   # train with long_documents / continuations rows
+
+        Raises:
+            ValueError: The model has no main LoRA adapter, already has a recurrence adapter, or ``rank`` is
+                smaller than the main adapter's.
+        """
+        self._add_adapter_copy(RECURRENCE_ADAPTER, rank)
+
+    def _add_adapter_copy(self, adapter: str, rank: int | None) -> None:
+        """Add ``adapter`` as an exact copy of the main adapter (extra rank with zero ``B``); only it trains, the main
+        adapter, the special-token rows and the bridge are frozen."""
         from peft import LoraConfig
 
-        if not hasattr(self.causal_lm, "peft_config") or self.has_decoder_adapter:
+        if not hasattr(self.causal_lm, "peft_config") or adapter in self.causal_lm.peft_config:
             raise ValueError(
-                "add_decoder_adapter needs a model with one LoRA adapter (add_lora, or a trained GLAE model) and no "
-                "decoder adapter yet."
+                f"add_{adapter}_adapter needs a model with a main LoRA adapter (add_lora, or a trained GLAE model) "
+                f"and no {adapter} adapter yet."
             )
         main = self.causal_lm.peft_config[MAIN_ADAPTER]
         rank = main.r if rank is None else rank
         if not isinstance(rank, int) or rank < main.r:
             raise ValueError(f"rank must be an integer >= the main adapter's rank {main.r}, got {rank!r}.")
-        if slots is not None:
-            check_positive_int("slots", slots)
+        self.use_adapter(MAIN_ADAPTER)
         self.train()  # unfold the main adapter: the copy is made of its factors
         config = LoraConfig(
             r=rank,
@@ -297,14 +349,14 @@ class GLAEEmbedding(InputModule):
             trainable_token_indices=main.trainable_token_indices,
         )
         with peft_deprecations_silenced():
-            self.causal_lm.add_adapter(DECODER_ADAPTER, config)
+            self.causal_lm.add_adapter(adapter, config)
         parameters = dict(self.causal_lm.named_parameters())
         with torch.no_grad():
             for name, parameter in parameters.items():
-                parameter.requires_grad_(f".{DECODER_ADAPTER}" in name)
+                parameter.requires_grad_(f".{adapter}" in name)
                 if not parameter.requires_grad:
                     continue
-                source = parameters[name.replace(f".{DECODER_ADAPTER}", f".{MAIN_ADAPTER}")]
+                source = parameters[name.replace(f".{adapter}", f".{MAIN_ADAPTER}")]
                 if "lora_A" in name:
                     parameter[: main.r] = source
                 elif "lora_B" in name:
@@ -312,15 +364,16 @@ class GLAEEmbedding(InputModule):
                     parameter[:, : main.r] = source
                 else:  # the special-token rows' deltas
                     parameter.copy_(source)
-        if slots is not None:
-            self.decoder_bridge = self._new_decoder_bridge(slots)
-            self.decoder_bridge.copy_slots_from(self.bridge)
+        self.bridge.requires_grad_(False)
 
     def use_adapter(self, name: str) -> None:
-        """Make ``name`` (:data:`MAIN_ADAPTER` or :data:`DECODER_ADAPTER`) the active adapter, folded at inference in
-        the dtype the weights were held in; a no-op on models without a decoder adapter. Which parameters train is
-        left as it was (peft's ``set_adapter`` would mark the active adapter trainable)."""
-        if not self.has_decoder_adapter or self.causal_lm.active_adapter == name:
+        """Make ``name`` (:data:`MAIN_ADAPTER` or one of :data:`EXTRA_ADAPTERS`) the active adapter, folded at
+        inference in the dtype the weights were held in; a model without that adapter uses its main one, and a
+        model with one adapter is left as it is. Which parameters train is left as it was (peft's ``set_adapter``
+        would mark the active adapter trainable)."""
+        adapters = getattr(self.causal_lm, "peft_config", {})
+        name = name if name in adapters else MAIN_ADAPTER
+        if len(adapters) < 2 or self.causal_lm.active_adapter == name:
             return
         held = self._held_dtype
         self._hold_weights_in(torch.float32)
@@ -364,8 +417,8 @@ class GLAEEmbedding(InputModule):
                 self._truncation_warned = True
                 logger.warning(
                     "long_text='iterative' on a model that was not trained for the recurrence (trained_recurrence is "
-                    "False): on the bundled default it finds long documents less well than truncation "
-                    "(benchmarks/long_text.py). Use long_text='truncate' unless the model was trained with it."
+                    "False): untrained, it finds long documents less well than truncation (benchmarks/long_text.py). "
+                    "Use long_text='truncate', or a model trained with it such as the bundled default."
                 )
             features["continuation_ids"] = [
                 [list(ids[i : i + chunk]) for i in range(chunk, len(ids), chunk)] for ids in token_ids
@@ -515,7 +568,7 @@ class GLAEEmbedding(InputModule):
                     f"Chunk {row} has {len(ids)} tokens; a chunk needs 1 to {self.max_text_tokens} tokens (the "
                     "backbone's context minus the prompt). Drop empty chunks and split longer ones."
                 )
-        self.use_adapter(MAIN_ADAPTER)
+        self.use_adapter(RECURRENCE_ADAPTER)
         batch = self.pad([self.iterate_suffix_ids + list(ids) + self.encode_suffix_ids for ids in chunk_ids])
         batch = {name: tensor.to(previous.device) for name, tensor in batch.items()}
         embed_tokens = self.decoder.embed_tokens
@@ -710,8 +763,9 @@ class GLAEEmbedding(InputModule):
     def continue_prompt_embeds(self, memories: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Continue the text after this embedding: <embedding>{memory}</embedding><text>``
         (Fig. 2): the model then reads the recent tokens and predicts the ones that follow. The continue prompt is
-        trained with the main adapter (``BoundedContextLoss``), which becomes active."""
-        self.use_adapter(MAIN_ADAPTER)
+        trained with the recurrence adapter if the model has one, else with the main adapter (``BoundedContextLoss``),
+        and that adapter becomes active."""
+        self.use_adapter(RECURRENCE_ADAPTER)
         return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids, self.bridge)
 
     def _slot_prompt_embeds(
@@ -793,7 +847,8 @@ class GLAEEmbedding(InputModule):
     # ------------------------------------------------------------------ saving and loading
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Save the config, the bridge and special-token rows, and the LoRA adapter(s) if any (never the backbone);
-        a decoder adapter goes to ``adapter/decoder``."""
+        each extra adapter goes to ``adapter/<name>`` (:data:`EXTRA_ADAPTERS`), in ``extra_adapter_dtype``."""
+        self.use_adapter(MAIN_ADAPTER)  # the special-token rows below are the main adapter's
         self._hold_weights_in(torch.float32)
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
@@ -810,6 +865,18 @@ class GLAEEmbedding(InputModule):
         if hasattr(self.causal_lm, "peft_config"):
             # the special-token rows travel as trainable-token deltas (and in WEIGHTS_FILE), not as whole matrices
             self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER), save_embedding_layers=False)
+            if self.extra_adapter_dtype != "float32":
+                self._store_extra_adapters_in(getattr(torch, self.extra_adapter_dtype), output_path)
+
+    def _store_extra_adapters_in(self, dtype: torch.dtype, output_path: str) -> None:
+        """Rewrite the extra adapters that :meth:`save` has just written with their float tensors in ``dtype``."""
+        for adapter in self.causal_lm.peft_config.keys() & set(EXTRA_ADAPTERS):
+            path = os.path.join(output_path, ADAPTER_FOLDER, adapter, "adapter_model.safetensors")
+            tensors = {
+                name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+                for name, tensor in load_file(path).items()
+            }
+            save_file(tensors, path, metadata={"format": "pt"})
 
     @classmethod
     def load(
@@ -862,16 +929,17 @@ class GLAEEmbedding(InputModule):
 
             with peft_deprecations_silenced():
                 module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))
-            decoder_config = cls.load_file_path(
-                model_name_or_path,
-                filename="adapter_config.json",
-                **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER, DECODER_ADAPTER)},
-            )
-            if decoder_config is not None:
-                with peft_deprecations_silenced():
-                    module.causal_lm.load_adapter(os.path.dirname(decoder_config), adapter_name=DECODER_ADAPTER)
-                module.causal_lm.set_adapter(MAIN_ADAPTER)
-                module.causal_lm.requires_grad_(False)
+            for adapter in EXTRA_ADAPTERS:
+                extra_config = cls.load_file_path(
+                    model_name_or_path,
+                    filename="adapter_config.json",
+                    **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER, adapter)},
+                )
+                if extra_config is not None:
+                    with peft_deprecations_silenced():
+                        module.causal_lm.load_adapter(os.path.dirname(extra_config), adapter_name=adapter)
+            module.causal_lm.set_adapter(MAIN_ADAPTER)
+            module.causal_lm.requires_grad_(False)
         return module
 
     def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -25,9 +25,9 @@ from glae_st.model_card import read_training_record, trained_weight_files, weigh
 from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 from glae_st.registry import DEFAULT_MODEL, load_model
 
-MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark"}
-"""mteb names of the training data that a ``data`` setting of ``training_config.json`` selects: STS-B *train* pairs;
-the other data, Wikipedia sentences, is no mteb task."""
+MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark", "stsb_scored": "STSBenchmark"}
+"""mteb names of the training data that a ``data`` setting of ``training_config.json`` selects: STS-B *train* pairs
+(positives, or every pair with its score); the other data (packaged corpora) is no mteb task."""
 
 
 def load_glae_for_mteb(
@@ -106,12 +106,18 @@ def _local_backbone_folder(backbone: str) -> Path | None:
 
 
 def _mteb_training_datasets(folder: Path) -> set[str] | None:
-    """mteb names of the data that the model's ``training_config.json`` trained on; None without a config."""
+    """mteb names of the data that the model and the stages before it (``training_config.json``, ``data`` and
+    ``earlier_data``) trained on; None without a config."""
     config, _ = read_training_record(folder)
     if config is None:
         return None
-    data = config.get("data", {})
-    return {name for setting, name in MTEB_TRAINING_DATA.items() if data.get(setting) is not None}
+    stages = [*config.get("earlier_data", []), config.get("data", {})]  # the run's own data and its history's
+    return {
+        name
+        for data in stages
+        for setting, name in MTEB_TRAINING_DATA.items()
+        if data.get(setting) not in (None, False)
+    }
 
 
 def _embedding_dimension(weights_path: Path) -> int:

@@ -25,9 +25,7 @@ HUB_MODELS = {"glae-7b": "glae-st/glae-7b"}
 _MODULE_CLASSES = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (GLAEEmbedding, CompressTokenEmbedding)}
 """glae-st's module classes by the reference that ``modules.json`` stores; resolved to the installed classes."""
 
-LONG_TEXT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m-long")
-"""The default plus a stage that trained the long-text recurrence (paper Fig. 2 and 3); see training/README.md."""
-LOCAL_MODELS = {"glae-smollm2-135m": DEFAULT_MODEL, "glae-smollm2-135m-long": LONG_TEXT_MODEL}
+LOCAL_MODELS = {"glae-smollm2-135m": DEFAULT_MODEL}
 
 MODULES_FILE = "modules.json"
 """The file of a saved SentenceTransformer folder that lists its modules (written by ``SentenceTransformer.save``)."""

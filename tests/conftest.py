@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from peft import LoraConfig
 from sentence_transformers import SentenceTransformer
 
 from glae_st import GLAEEmbedding
@@ -34,6 +36,52 @@ def tiny_model(tiny_backbone: str) -> SentenceTransformer:
     """A fresh GLAE SentenceTransformer on the tiny backbone."""
     torch.manual_seed(0)
     return SentenceTransformer(modules=[GLAEEmbedding(tiny_backbone, max_seq_length=64)], device="cpu")
+
+
+@pytest.fixture
+def lora_model(tiny_model: SentenceTransformer) -> SentenceTransformer:
+    """The tiny model with a main adapter whose update is not zero, so that copying it is a real test."""
+    tiny_model[0].add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in tiny_model[0].causal_lm.named_parameters():
+            if "lora_B" in name or "trainable_tokens_delta" in name:
+                parameter.normal_(std=0.05)
+    return tiny_model
+
+
+def fig3_by_hand(
+    module: GLAEEmbedding, text: str, chunk: int = 8, adapters: tuple[str, str] | None = None
+) -> tuple[torch.Tensor, int]:
+    """e_1 = Embed(chunk_1); e_k = Embed(e_{k-1} + chunk_k), each the full model's output_hidden_states[-2][-1], and
+    the number of chunks. With ``adapters`` (first, later), peft's ``set_adapter`` picks the adapter of chunk 1 and
+    that of every later chunk (the module must be in training mode, so that nothing is folded)."""
+    ids = module.tokenizer(text, add_special_tokens=False).input_ids
+    chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+    embed = module.causal_lm.get_input_embeddings()
+    with torch.no_grad():
+        if adapters:
+            module.causal_lm.set_adapter(adapters[0])
+        first = torch.tensor([module.encode_prefix_ids + chunks[0] + module.encode_suffix_ids])
+        state = module.causal_lm(first, output_hidden_states=True).hidden_states[-2][0, -1]
+        if adapters:
+            module.causal_lm.set_adapter(adapters[1])
+        for later in chunks[1:]:
+            inputs = torch.cat(
+                [
+                    embed(torch.tensor(module.iterate_prefix_ids)),
+                    module.bridge(state)[None],
+                    embed(torch.tensor(module.iterate_suffix_ids + later + module.encode_suffix_ids)),
+                ]
+            )[None]
+            state = module.causal_lm(inputs_embeds=inputs, output_hidden_states=True).hidden_states[-2][0, -1]
+    return state, len(chunks)
+
+
+@pytest.fixture(name="fig3_by_hand")
+def fig3_by_hand_fixture() -> Callable[..., tuple[torch.Tensor, int]]:
+    """:func:`fig3_by_hand`, for the tests of the recurrence."""
+    return fig3_by_hand
 
 
 @pytest.fixture

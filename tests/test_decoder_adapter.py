@@ -6,27 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig
 from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st.losses import DecoderReconstructionLoss
-from glae_st.model_card import weights_revision
 from glae_st.module import DECODER_ADAPTER, MAIN_ADAPTER
 
 TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "Rain is expected in Sydney tomorrow."]
-
-
-@pytest.fixture
-def lora_model(tiny_model: SentenceTransformer) -> SentenceTransformer:
-    """The tiny model with a main adapter whose update is not zero, so that copying it is a real test."""
-    tiny_model[0].add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in tiny_model[0].causal_lm.named_parameters():
-            if "lora_B" in name or "trainable_tokens_delta" in name:
-                parameter.normal_(std=0.05)
-    return tiny_model
 
 
 def reconstruction_nll(model: SentenceTransformer, embeddings: torch.Tensor) -> float:
@@ -81,41 +67,10 @@ def test_training_the_decoder_adapter_moves_decoding_and_no_embedding(lora_model
     assert reconstruction_nll(lora_model, embeddings) < first - 0.5  # decoding reads the trained adapter
 
 
-def test_the_decoder_adapter_is_saved_loaded_and_part_of_the_revision(lora_model: SentenceTransformer, tmp_path: Path):
-    lora_model.save(str(tmp_path / "one"))
-    module = lora_model[0]
-    module.add_decoder_adapter()
-    with torch.no_grad():
-        for name, parameter in module.causal_lm.named_parameters():
-            if f"lora_B.{DECODER_ADAPTER}" in name:
-                parameter.add_(0.05)
-    lora_model.eval()
-    embeddings = lora_model.encode(TEXTS, convert_to_tensor=True)
-    decoded = glae_st.decode(lora_model, embeddings, max_new_tokens=6)
-    lora_model.save(str(tmp_path / "two"))
-    assert (tmp_path / "two" / "adapter" / DECODER_ADAPTER / "adapter_model.safetensors").is_file()
-    assert weights_revision(tmp_path / "two") != weights_revision(tmp_path / "one")
-    reloaded = glae_st.load_model(str(tmp_path / "two"))
-    assert reloaded[0].has_decoder_adapter and reloaded[0].causal_lm.active_adapter == MAIN_ADAPTER
-    assert not any(p.requires_grad for p in reloaded[0].causal_lm.parameters())
-    torch.testing.assert_close(reloaded.encode(TEXTS, convert_to_tensor=True), embeddings, atol=1e-4, rtol=0)
-    assert glae_st.decode(reloaded, embeddings, max_new_tokens=6) == decoded
-    assert not glae_st.load_model(str(tmp_path / "one"))[0].has_decoder_adapter
-
-
-def test_decoder_adapter_misuse_gets_clear_errors(tiny_model: SentenceTransformer):
-    module = tiny_model[0]
-    with pytest.raises(ValueError, match="needs a model with one LoRA adapter"):
-        module.add_decoder_adapter()
-    module.add_lora(LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
-    with pytest.raises(ValueError, match="rank must be an integer >= the main adapter's rank 4, got 2"):
-        module.add_decoder_adapter(rank=2)
+def test_a_decoder_bridge_of_no_slots_is_refused_and_adds_nothing(lora_model: SentenceTransformer):
     with pytest.raises(ValueError, match="slots must be a positive integer, got 0"):
-        module.add_decoder_adapter(slots=0)
-    assert not module.has_decoder_adapter  # a refused call adds nothing
-    module.add_decoder_adapter()
-    with pytest.raises(ValueError, match="no decoder adapter yet"):
-        module.add_decoder_adapter()
+        lora_model[0].add_decoder_adapter(slots=0)
+    assert not lora_model[0].has_decoder_adapter
 
 
 @pytest.mark.parametrize(

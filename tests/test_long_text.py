@@ -23,28 +23,8 @@ def iterative_model(tiny_backbone) -> SentenceTransformer:
     )
 
 
-def by_hand(module: GLAEEmbedding, text: str) -> torch.Tensor:
-    """e_1 = Embed(chunk_1); e_k = Embed(e_{k-1} + chunk_k), each the full model's output_hidden_states[-2][-1]."""
-    ids = module.tokenizer(text, add_special_tokens=False).input_ids
-    chunks = [ids[i : i + 8] for i in range(0, len(ids), 8)]
-    embed = module.causal_lm.get_input_embeddings()
-    with torch.no_grad():
-        first = torch.tensor([module.encode_prefix_ids + chunks[0] + module.encode_suffix_ids])
-        state = module.causal_lm(first, output_hidden_states=True).hidden_states[-2][0, -1]
-        for chunk in chunks[1:]:
-            inputs = torch.cat(
-                [
-                    embed(torch.tensor(module.iterate_prefix_ids)),
-                    module.bridge(state)[None],
-                    embed(torch.tensor(module.iterate_suffix_ids + chunk + module.encode_suffix_ids)),
-                ]
-            )[None]
-            state = module.causal_lm(inputs_embeds=inputs, output_hidden_states=True).hidden_states[-2][0, -1]
-    return state, len(chunks)
-
-
-def test_recurrence_matches_the_hand_computation(iterative_model):
-    expected, chunk_count = by_hand(iterative_model[0], LONG)
+def test_recurrence_matches_the_hand_computation(iterative_model, fig3_by_hand):
+    expected, chunk_count = fig3_by_hand(iterative_model[0], LONG)
     assert chunk_count >= 3
     torch.testing.assert_close(
         iterative_model.encode([LONG], convert_to_tensor=True)[0], expected, atol=1e-5, rtol=1e-5

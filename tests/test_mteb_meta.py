@@ -33,6 +33,10 @@ def test_meta_reads_training_data_from_the_training_config(saved_model_dir: Path
     config_path.write_text(json.dumps({"data": {"stsb_min_score": None, "wikipedia_limit": None}}))
     assert glae_model_meta(saved_model_dir).training_datasets == set()
     assert glae_model_meta(saved_model_dir, name="me/tiny", training_datasets={"X"}).training_datasets == {"X"}
+    # a stage without STS-B data over one that had it (training/train.py records the earlier stages' data)
+    earlier = {"data": {"stsb_min_score": None, "stsb_scored": False}, "earlier_data": [{"stsb_scored": True}]}
+    config_path.write_text(json.dumps(earlier))
+    assert glae_model_meta(saved_model_dir).training_datasets == {"STSBenchmark"}
 
 
 def test_meta_names_a_retrained_model_by_its_new_weights(tiny_model, saved_model_dir: Path, tmp_path: Path):

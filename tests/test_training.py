@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from datasets import Dataset, DatasetDict
 from safetensors import safe_open
 from sentence_transformers import SentenceTransformer
@@ -213,6 +214,61 @@ def test_decoder_recipe_dry_run_trains_only_a_decoder_adapter_on_the_models_own_
     assert label.shape == (1, final.get_embedding_dimension())
     np.testing.assert_allclose(final.encode([labelled["anchor"][0]]), label, atol=1e-4)
     assert json.loads((output_dir / "final" / "training_config.json").read_text())["decoder_adapter"] == {"r": 64}
+
+
+def test_recurrence_recipe_dry_run_trains_only_the_long_text_adapter_and_evaluates_dev_retrieval(tmp_path: Path):
+    output_dir = tmp_path / "recurrence"
+    config = REPO / "training" / "configs" / "smollm2-recurrence.yaml"
+    main(["--config", str(config), "--output-dir", str(output_dir), "--dry-run"])
+    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))
+    assert set(labelled) == {"long_documents", "continuations"}
+    final = glae_st.load_model(str(output_dir / "final"))
+    assert final[0].has_recurrence_adapter and not final[0].has_decoder_adapter
+    # trained through the recurrence, saved to truncate by default, and not warned about when iterative
+    assert final[0].long_text == "truncate" and final[0].trained_recurrence is True
+    log = json.loads((output_dir / "final" / "training_log.json").read_text())
+    scores = [entry["eval_long-documents-dev_cosine_ndcg@10"] for entry in log if "eval_sequential_score" in entry]
+    assert len(scores) == MAX_STEPS + 1 and all(0 < score <= 1 for score in scores)  # step 0 (eval_on_start) too
+
+
+def test_a_recurrence_stage_keeps_the_short_text_embeddings_and_norm_of_the_model_it_continues(
+    lora_model: SentenceTransformer, tmp_path: Path
+):
+    lora_model[0].max_seq_length = 8
+    lora_model[0].embedding_norm = 123.0
+    lora_model.save(str(tmp_path / "start"))
+    history = {
+        "backbone": "tiny",
+        "data": {"stsb_scored": True},
+        "training": {"max_steps": 9, "learning_rate": 1, "seed": 1},
+    }
+    (tmp_path / "start" / "training_config.json").write_text(json.dumps(history))
+    config = load_config(str(REPO / "training" / "configs" / "smollm2-recurrence.yaml"), [])
+    config.update(init_from=str(tmp_path / "start"), teacher=None, max_seq_length=8, eval={"long_documents": 2})
+    config["loss"]["distillation_weight"] = 0.0
+    config["data"]["long_documents"]["query_tokens"] = 4  # from past chunk 1 of up to 5 chunks of 8 tokens
+    config["training"].update(max_steps=1, batch_size=2, eval_steps=1, save_steps=1, logging_steps=1, bf16=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["--config", str(tmp_path / "config.yaml"), "--output-dir", str(tmp_path / "run")])
+    final = glae_st.load_model(str(tmp_path / "run" / "final"))
+    assert final[0].has_recurrence_adapter and final[0].embedding_norm == 123.0
+    saved_config = json.loads((tmp_path / "run" / "final" / "training_config.json").read_text())
+    assert saved_config["earlier_data"] == [{"stsb_scored": True}]  # the history's data, for glae_st.mteb_meta
+    short = ["A cat sits.", "Stocks fell."]
+    np.testing.assert_allclose(
+        final.encode(short), glae_st.load_model(str(tmp_path / "start")).encode(short), atol=1e-6
+    )
+
+
+def test_a_config_without_evaluators_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    config = REPO / "training" / "configs" / "smollm2-recurrence.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config), "--output-dir", str(tmp_path), "--set", "eval={long_documents: 0}"])
+    assert exit_info.value.code == 2
+    assert (
+        "error: the config's eval selects no evaluator: give at least one of stsb_dev_limit" in capsys.readouterr().err
+    )
+    assert not any(tmp_path.iterdir())  # refused before anything was built or written
 
 
 def test_length_grouped_batches_hold_texts_of_similar_length():

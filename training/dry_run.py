@@ -19,12 +19,13 @@ from datasets import DatasetDict
 from transformers.utils.import_utils import is_torch_bf16_available_on_device
 
 from glae_st.tiny import save_tiny_backbone
+from training.evaluators import selected_evaluators
 
 BATCH_SIZE = 4
 MAX_STEPS = 2
 ROWS_PER_DATASET = BATCH_SIZE * MAX_STEPS
 """Enough rows for every dataset to fill a batch at each step, with the last partial batch dropped."""
-EVAL_SIZES = {"stsb_dev_limit": 8, "decode_texts": 2}
+EVAL_SIZES = {"stsb_dev_limit": 8, "decode_texts": 2, "long_documents": 4}
 BACKBONE_FOLDER = "dry-run-backbone"
 
 
@@ -64,7 +65,7 @@ def dry_run_config(config: dict[str, Any], output_dir: str | Path) -> dict[str, 
         bf16=bf16,
         use_cpu=on_cpu,
     )
-    config["eval"].update(EVAL_SIZES)
+    config["eval"].update({name: EVAL_SIZES[name] for name in selected_evaluators(config["eval"])})
     replaced = config.pop("init_from", None) or config["backbone"]
     config["backbone"] = str(backbone)
     if state.is_main_process:

@@ -16,7 +16,9 @@ def plot_training_curves(log_history: list[dict[str, Any]], output_path: str | P
     series: dict[str, tuple[list[int], list[float]]] = {}
     for entry in log_history:
         for key, value in entry.items():
-            if key == "loss" or (key.startswith("eval_") and ("spearman" in key or "decode" in key)):
+            if key == "loss" or (
+                key.startswith("eval_") and any(name in key for name in ("spearman", "decode", "ndcg@10"))
+            ):
                 steps, values = series.setdefault(key, ([], []))
                 steps.append(entry["step"])
                 values.append(value)

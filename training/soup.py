@@ -11,8 +11,8 @@ part of the way back keeps most of what the stage taught and most of what it cos
 
 Usage (the two models must share backbone and special tokens)::
 
-    python training/soup.py glae_st/models/glae-smollm2-135m glae_st/models/glae-smollm2-135m-long \
-        --weight 0.5 --output runs/soup-0.5
+    python training/soup.py runs/stage10-control/final runs/stage10-cosent/final --weight 0.5 \
+        --output runs/stage10-soup-0.5
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ def interpolate(model_a: SentenceTransformer, model_b: SentenceTransformer, weig
     for module in (module_a, module_b):
         if not isinstance(module, GLAEEmbedding) or not hasattr(module.causal_lm, "peft_config"):
             raise ValueError("both models must be GLAE models with a LoRA adapter (glae_st.GLAEEmbedding + peft)")
-        if module.has_decoder_adapter:
+        if len(module.causal_lm.peft_config) > 1:
             raise ValueError(
-                "soup.py interpolates models with one LoRA adapter; a model with a decoder adapter has two. "
-                "Interpolate the models it was trained from, then train a decoder adapter on the result."
+                "soup.py interpolates models with one LoRA adapter; this one has "
+                f"{len(module.causal_lm.peft_config)} ({', '.join(module.causal_lm.peft_config)}). Interpolate the "
+                "models it was trained from, then train its extra adapters on the result."
             )
     if module_a.backbone != module_b.backbone:
         raise ValueError(f"backbones differ: {module_a.backbone!r} and {module_b.backbone!r}")

@@ -25,7 +25,6 @@ from datasets import Dataset, DatasetDict
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.base.sampler import BatchSamplers, DefaultBatchSampler, MultiDatasetBatchSamplers
-from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 from torch import nn
 from transformers import set_seed
@@ -35,12 +34,12 @@ from transformers.trainer_utils import get_last_checkpoint
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
-from glae_st.evaluation import DecodeFidelityEvaluator
 from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, DecoderReconstructionLoss, GLAELoss
 from glae_st.model_card import trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
 from training.dry_run import cap_rows, dry_run_config
+from training.evaluators import EVALUATORS, build_evaluator, selected_evaluators
 from training.plots import plot_training_curves
 
 
@@ -79,6 +78,14 @@ DATASET_LOSSES = {CONTINUATIONS: BoundedContextLoss, STSB_SCORED: CoSENTLoss}
 loss. Their rows carry their own labels (or none), so the teacher does not label them."""
 
 
+EXTRA_ADAPTER_KEYS = ("decoder_adapter", "recurrence_adapter")
+"""Config keys of runs that train one extra adapter over a frozen encoder: short texts keep their embeddings, so the
+model keeps the ``embedding_norm`` it started with instead of measuring it again (with bf16 noise)."""
+SAVED_LONG_TEXT = "saved_long_text"
+"""``embedding.saved_long_text`` of a config: the ``long_text`` the final model is saved with, when it should read
+texts otherwise than training did (a recurrence stage trains ``iterative`` and may ship ``truncate`` as the default)."""
+
+
 def earlier_stages(init_from: str) -> list[str]:
     """The training history of the model a run continues (for its card): that model's own earlier stages, then one
     line for the run that made it, read from its ``training_config.json`` and ``training_log.json``."""
@@ -98,14 +105,26 @@ def earlier_stages(init_from: str) -> list[str]:
     return [*earlier.get("earlier_stages", []), stage]
 
 
+def earlier_data(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``data`` settings of every stage before this run (what ``glae_st.mteb_meta`` reads to name the training
+    data of the whole history), from the ``training_config.json`` of the model the run continues."""
+    path = Path(config["init_from"]) / "training_config.json"
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    return [*earlier.get("earlier_data", []), earlier.get("data", {})]
+
+
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
     """The model to train; with ``decoder_adapter: {r: R, slots: S}`` only a new decoder adapter of rank R (and,
-    with ``slots``, a decoder bridge of S slots) trains (:meth:`GLAEEmbedding.add_decoder_adapter`), over a frozen
-    encoder and bridge."""
+    with ``slots``, a decoder bridge of S slots) trains (:meth:`GLAEEmbedding.add_decoder_adapter`), and with
+    ``recurrence_adapter: {r: R}`` only a new adapter of the long-text prompts (:meth:`GLAEEmbedding.add_recurrence_adapter`),
+    over a frozen encoder and bridge."""
     model = build_embedding_model(config)
     if config.get("decoder_adapter"):
         model[0].add_decoder_adapter(config["decoder_adapter"].get("r"), config["decoder_adapter"].get("slots"))
-        model[0].bridge.requires_grad_(False)
+    if config.get("recurrence_adapter"):
+        model[0].add_recurrence_adapter(config["recurrence_adapter"].get("r"))
     return model
 
 
@@ -117,10 +136,13 @@ def build_embedding_model(config: dict[str, Any]) -> SentenceTransformer:
             parameter.requires_grad_("lora_" in name or "trainable_tokens_delta" in name)
         module.bridge.requires_grad_(True)
         module.max_seq_length = config["max_seq_length"]
-        module.long_text = (config.get("embedding") or {}).get("long_text", module.long_text)
+        embedding = config.get("embedding") or {}
+        module.long_text = embedding.get("long_text", module.long_text)
+        module.extra_adapter_dtype = embedding.get("extra_adapter_dtype", module.extra_adapter_dtype)
         module.trained_recurrence = module.trained_recurrence or module.long_text == "iterative"  # it is now
         return model
     embedding = dict(config.get("embedding") or {"module": "glae"})
+    embedding.pop(SAVED_LONG_TEXT, None)
     module_class = EMBEDDING_MODULES[embedding.pop("module")]
     if embedding.get("long_text") == "iterative":
         embedding["trained_recurrence"] = True
@@ -245,17 +267,6 @@ BATCH_SAMPLERS = {"no_duplicates": BatchSamplers.NO_DUPLICATES, "length_grouped"
 """``training.batch_sampler`` of a config (default ``no_duplicates``: in-batch negatives must differ)."""
 
 
-def build_evaluator(config: dict[str, Any]) -> SequentialEvaluator:
-    settings = config["eval"]
-    sentences1, sentences2, scores = data.stsb_dev_pairs(settings["stsb_dev_limit"])
-    return SequentialEvaluator(
-        [
-            EmbeddingSimilarityEvaluator(sentences1, sentences2, scores, name="sts-dev", main_similarity="cosine"),
-            DecodeFidelityEvaluator(data.held_out_decode_texts(settings["decode_texts"]), name="held-out"),
-        ]
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML config, e.g. training/configs/smollm2-default.yaml")
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     sampler = config["training"].get("batch_sampler", "no_duplicates")
     if sampler not in BATCH_SAMPLERS:
         parser.error(f"training.batch_sampler must be one of {sorted(BATCH_SAMPLERS)}, got {sampler!r}")
+    if not selected_evaluators(config.get("eval") or {}):
+        parser.error(f"the config's eval selects no evaluator: give at least one of {', '.join(EVALUATORS)}")
     if args.dry_run:
         config = dry_run_config(config, args.output_dir)
     training = config["training"]
@@ -298,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         logging_steps=training["logging_steps"],
         eval_strategy="steps",
         eval_steps=training["eval_steps"],
+        eval_on_start=training.get("eval_on_start", False),  # the starting model's row of the curve (step 0)
         save_strategy="steps",
         save_steps=training["save_steps"],
         save_total_limit=2,
@@ -315,7 +329,11 @@ def main(argv: list[str] | None = None) -> None:
         report_to="none",
     )
     trainer = SentenceTransformerTrainer(
-        model=model, args=training_args, train_dataset=train_dataset, loss=loss, evaluator=build_evaluator(config)
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        loss=loss,
+        evaluator=build_evaluator(config, model[0]),
     )
     checkpoint = get_last_checkpoint(str(output_dir)) if args.resume and output_dir.is_dir() else None
     if args.resume and checkpoint is None:
@@ -323,11 +341,13 @@ def main(argv: list[str] | None = None) -> None:
     trainer.train(resume_from_checkpoint=checkpoint)
 
     final_dir = output_dir / "final"
-    model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
+    model[0].long_text = (config.get("embedding") or {}).get(SAVED_LONG_TEXT, model[0].long_text)
+    if model[0].embedding_norm is None or not any(config.get(key) for key in EXTRA_ADAPTER_KEYS):
+        model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
     model.save(str(final_dir))
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):
-        config = {**config, "earlier_stages": earlier_stages(config["init_from"])}
+        config = {**config, "earlier_stages": earlier_stages(config["init_from"]), "earlier_data": earlier_data(config)}
     (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
 
