@@ -12,7 +12,8 @@ finish at twice the learning rate (``smollm2-brown-w2-0.1-lr2e-4``, the 1,340-st
 continued it: the distillation stage (``smollm2-distill``, the 1,740-step default), the long-text stage
 (``smollm2-iterative``), the two runs of the stage-10 sweep (``smollm2-stage10-*``, the 2,140-step default) and the
 recurrence stage on top of the CoSENT run (``smollm2-stage11``), and the decoder adapter trained over the frozen
-CoSENT run (``smollm2-stage12-decoder``) and its variant that reads the vector as 4 tokens (``smollm2-stage13-slots``):
+CoSENT run (``smollm2-stage12-decoder``), its variant that reads the vector as 4 tokens (``smollm2-stage13-slots``),
+and the CoSENT recipe with three times the reconstruction weight (``smollm2-stage15-recon3``):
 their decode scores are on 64 Lee dev sentences, not 16, so their paths start apart. The continuations are drawn as
 paths. Writes ``benchmarks/results/pareto.json`` and ``benchmarks/results/pareto.png``.
 
@@ -113,6 +114,7 @@ def main() -> None:
     stage13 = path(
         "smollm2-stage13-slots.training_log.json", "2140 + {step} steps, 4-slot decoder (stage 13, 64 texts)"
     )
+    stage15 = path("smollm2-stage15-recon3.training_log.json", "2140 + {step} steps, w2=3 (stage 15, 64 texts)")
     points.update(continuation)
     points["600: first + 400 + 40 steps, w1-1.0_w2-0.1"] = model_600
     points.update(reconstruction)
@@ -120,7 +122,7 @@ def main() -> None:
     points.update(brown)
     points.update(brown_finish)
     points.update(second_finish)
-    for stage in (distill, iterative, *stage10.values(), stage11, stage12, stage13):
+    for stage in (distill, iterative, *stage10.values(), stage11, stage12, stage13, stage15):
         points.update(stage)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
@@ -136,6 +138,7 @@ def main() -> None:
         [list(stage10["cosent"].values())[-1], *stage11.values()],
         list(stage12.values()),  # not joined to stage 10: their decode scores are on 64 dev sentences
         list(stage13.values()),
+        list(stage15.values()),
     )
     for line in lines:
         axis.plot([p["decode_token_f1"] for p in line], [p["sts_dev_spearman"] for p in line], color="0.7", zorder=0)
