@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, DecoderReconstructionLoss, GLAELoss
-from glae_st.model_card import trained_steps, write_model_card
+from glae_st.model_card import read_training_record, trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
 from training.dry_run import cap_rows, dry_run_config
@@ -105,14 +105,11 @@ def earlier_stages(init_from: str) -> list[str]:
     return [*earlier.get("earlier_stages", []), stage]
 
 
-def earlier_data(config: dict[str, Any]) -> list[dict[str, Any]]:
+def earlier_data(init_from: str) -> list[dict[str, Any]]:
     """The ``data`` settings of every stage before this run (what ``glae_st.mteb_meta`` reads to name the training
     data of the whole history), from the ``training_config.json`` of the model the run continues."""
-    path = Path(config["init_from"]) / "training_config.json"
-    if not path.is_file():
-        return []
-    earlier = json.loads(path.read_text())
-    return [*earlier.get("earlier_data", []), earlier.get("data", {})]
+    earlier, _ = read_training_record(init_from)
+    return [] if earlier is None else [*earlier.get("earlier_data", []), earlier.get("data", {})]
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
@@ -347,7 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     model.save(str(final_dir))
     (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):
-        config = {**config, "earlier_stages": earlier_stages(config["init_from"]), "earlier_data": earlier_data(config)}
+        config = {
+            **config,
+            "earlier_stages": earlier_stages(config["init_from"]),
+            "earlier_data": earlier_data(config["init_from"]),
+        }
     (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
 
