@@ -40,6 +40,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 import glae_st
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import exact_match, token_f1
+from glae_st.module import GREEDY_DECODING
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -95,24 +96,32 @@ class Autoencoder:
     vectors_per_text: int = 1
 
 
-def glae_autoencoder(
-    model: SentenceTransformer, name: str, batch_size: int = 16, num_beams: int = 1, num_candidates: int = 1
-) -> Autoencoder:
-    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings; greedy decoding, beam
-    search with ``num_beams`` > 1, or round-trip reranking of ``num_candidates`` > 1 beams)."""
+def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16, **setting: int) -> Autoencoder:
+    """A GLAE SentenceTransformer as an :class:`Autoencoder` (raw, unnormalised embeddings), decoding with the
+    ``setting`` given (``num_beams``, ``num_candidates``, ``refinement_steps`` of :func:`glae_st.decode`)."""
 
     def decode(embeddings: np.ndarray, max_new_tokens: int) -> list[str]:
-        return glae_st.decode(
-            model,
-            embeddings,
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            batch_size=batch_size,
-            num_candidates=num_candidates,
-        )
+        return glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size, **setting)
 
     return Autoencoder(
         name=name, encode=partial(model.encode, batch_size=batch_size, show_progress_bar=True), decode=decode
+    )
+
+
+def decoding_setting(model: SentenceTransformer, args: argparse.Namespace) -> dict[str, int]:
+    """The decode settings of a run: those given on the command line, else (with ``--model-decoding``) the model's
+    own ``decoding``, else greedy."""
+    given = {"num_beams": args.num_beams, "num_candidates": args.candidates, "refinement_steps": args.refinement_steps}
+    own = (model[0].decoding or {}) if args.model_decoding else {}
+    return {name: own.get(name, GREEDY_DECODING[name]) if value is None else value for name, value in given.items()}
+
+
+def setting_label(setting: dict[str, int]) -> str:
+    """`` (beam B) (rerank K) (refine S)`` for the settings that differ from greedy decoding; empty for greedy."""
+    return (
+        (f" (beam {setting['num_beams']})" if setting["num_beams"] > 1 else "")
+        + (f" (rerank {setting['num_candidates']})" if setting["num_candidates"] > 1 else "")
+        + (f" (refine {setting['refinement_steps']})" if setting["refinement_steps"] > 0 else "")
     )
 
 
@@ -336,9 +345,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0], help="Noise levels σ (default: 0).")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--num-beams", type=int, default=1, help="Beam width of every GLAE decode (default 1: greedy).")
+    parser.add_argument("--num-beams", type=int, help="Beam width of every GLAE decode (default 1: greedy).")
     parser.add_argument(
-        "--candidates", type=int, default=1, help="Round-trip reranking of this many beams per text (default 1: off)."
+        "--candidates", type=int, help="Round-trip reranking of this many beams per text (default 1: off)."
+    )
+    parser.add_argument("--refinement-steps", type=int, help="Correction rounds of the round trip (default 0: none).")
+    parser.add_argument(
+        "--model-decoding",
+        action="store_true",
+        help="Decode each model as glae_st.decode does by default: with its own saved decoding setting, for every "
+        "setting the three options above leave open (the bundled default keeps the best of 32 beams).",
+    )
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        nargs="+",
+        choices=BUCKETS,
+        default=list(BUCKETS),
+        help="Length buckets to decode (default: all); 8 16 32 are the short texts.",
     )
     parser.add_argument(
         "--split",
@@ -364,31 +388,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/decode_accuracy.json``."""
     args = parse_args(argv)
-    if args.num_beams < 1:
-        raise SystemExit(f"--num-beams must be at least 1 (1 is greedy decoding), got {args.num_beams}.")
-    if args.candidates < 1:
-        raise SystemExit(f"--candidates must be at least 1 (1 is no reranking), got {args.candidates}.")
-    setting = (f" (beam {args.num_beams})" if args.num_beams > 1 else "") + (
-        f" (rerank {args.candidates})" if args.candidates > 1 else ""
-    )
-    labels = {name: display_name(name) + setting for name in args.models}
-    if len(set(labels.values())) < len(labels):
-        raise SystemExit(f"--models: two models would share a label in {list(labels.values())}; rename a folder.")
+    for flag, value, lowest in (
+        ("--num-beams", args.num_beams, 1),
+        ("--candidates", args.candidates, 1),
+        ("--refinement-steps", args.refinement_steps, 0),
+    ):
+        if value is not None and value < lowest:
+            raise SystemExit(f"{flag} must be at least {lowest}, got {value}.")
     output_dir = args.output_dir or results_dir(args.limit) / "decode"
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
     per_bucket = args.limit or DEFAULT_TEXTS_PER_BUCKET
-    texts = held_out_texts(tokenizer, per_bucket, seed=args.seed, split=args.split)
+    texts = [
+        text
+        for text in held_out_texts(tokenizer, per_bucket, seed=args.seed, split=args.split)
+        if text.bucket in args.buckets
+    ]
+    if len({display_name(name) for name in args.models}) < len(args.models):
+        raise SystemExit(f"--models: two models would share a label in {args.models}; rename a folder.")
+    models = {name: load_glae(name) for name in args.models}
+    settings = {name: decoding_setting(model, args) for name, model in models.items()}
+    labels = {name: display_name(name) + setting_label(settings[name]) for name in models}
     systems, encoders = {}, {}
-    for name, label in labels.items():
-        model = load_glae(name)
+    for name, model in models.items():
         if args.max_seq_length is not None:
             model.max_seq_length = args.max_seq_length
-        autoencoder = glae_autoencoder(model, label, args.batch_size, args.num_beams, args.candidates)
+        autoencoder = glae_autoencoder(model, labels[name], args.batch_size, **settings[name])
         encoders[autoencoder.name] = {
             "max_seq_length": model[0].max_seq_length,
             "long_text": model[0].long_text,
-            "num_beams": args.num_beams,
-            "num_candidates": args.candidates,
+            **settings[name],
             "compute_dtype": str(model[0].compute_dtype()).removeprefix("torch."),
         }
         systems[autoencoder.name] = evaluate(autoencoder, texts, args.noise, args.max_new_tokens, args.seed)

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     glae = load_glae(GLAE)
     glae_revision = saved_weights_revision(DEFAULT_MODEL)  # names the cached GLAE vectors: new weights, new cache
     texts = held_out_sentences(glae, args.texts, args.max_tokens)
-    own = decode(glae, glae.encode(texts), num_candidates=args.candidates)
+    own = decode(glae, glae.encode(texts), num_candidates=args.candidates, refinement_steps=0)
     summary: dict[str, Any] = {
         "command": command_line(__file__, argv),
         "audited_texts": len(texts),

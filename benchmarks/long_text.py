@@ -67,7 +67,7 @@ from benchmarks.common import (
 from glae_st import corpora
 from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
-from glae_st.module import GLAEEmbedding
+from glae_st.module import GREEDY_DECODING, GLAEEmbedding
 
 MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 """Text lengths (backbone tokens) of the memory measurement."""
@@ -216,7 +216,9 @@ def fidelity_run(
             token_ids = module.tokenizer(texts, add_special_tokens=False)["input_ids"]
             with torch.inference_mode(), module.inference_autocast():
                 embeddings = module.embed_token_ids(token_ids, iterative=mode == "iterative").float()
-            decoded = glae_st.decode(module, embeddings, max_new_tokens=length + 16, batch_size=n_texts)
+            decoded = glae_st.decode(
+                module, embeddings, max_new_tokens=length + 16, batch_size=n_texts, **GREEDY_DECODING
+            )
             recall = [token_recall(prediction, text) for prediction, text in zip(decoded, texts)]
             rows.append(
                 {

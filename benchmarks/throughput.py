@@ -45,6 +45,7 @@ import glae_st
 from glae_st import corpora
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import token_f1
+from glae_st.module import GREEDY_DECODING
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -141,11 +142,11 @@ def measure_decode(
 ) -> dict[str, Any]:
     """Time greedy ``glae_st.decode`` of the embeddings of ``texts`` (after one untimed pass) and score its output."""
     embeddings = model.encode(list(texts), batch_size=batch_size)
-    decoded = glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    decoded = glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size, **GREEDY_DECODING)
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        glae_st.decode(model, embeddings, max_new_tokens=max_new_tokens, batch_size=batch_size, **GREEDY_DECODING)
         seconds.append(time.perf_counter() - start)
     return {
         "texts": len(texts),

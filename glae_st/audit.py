@@ -138,7 +138,7 @@ def audit(
     translator.check_source(foreign_name or translator.source_model, foreign.get_embedding_dimension())
     translator.check_target(glae_revision)
     vectors = translator.translate(foreign.encode(texts, batch_size=batch_size, convert_to_numpy=True))
-    decoded = decode(glae, vectors, batch_size=batch_size, num_candidates=num_candidates)
+    decoded = decode(glae, vectors, batch_size=batch_size, num_candidates=num_candidates, refinement_steps=0)
     lengths = [len(ids) for ids in glae_module(glae).tokenizer(texts, add_special_tokens=False)["input_ids"]]
     buckets = []
     for low, high in LENGTH_BUCKETS:

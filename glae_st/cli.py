@@ -5,6 +5,7 @@ glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' 
 glae encode --file texts.txt -o vectors.npy --force    # overwrite an existing output
 glae encode --ray --file texts.txt -o vectors.npy      # Ray Data actors (--ray-address auto joins a cluster)
 glae decode vectors.npy                                 # prints one text per line
+glae decode vectors.npy --greedy                        # fastest: greedy, no reranking
 glae decode vectors.jsonl --candidates 4 --scores      # best of 4 by round-trip cosine: "<score>\t<text>"
 glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
 glae audit --model all-MiniLM-L6-v2 --texts texts.txt --output report.json   # what another model's vectors leak
@@ -51,12 +52,22 @@ class _Parser(argparse.ArgumentParser):
 
 def positive_int(text: str) -> int:
     """An ``argparse`` type: an integer >= 1."""
+    return int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 0."""
+    return int_at_least(text, 0)
+
+
+def int_at_least(text: str, lowest: int) -> int:
+    """``text`` as an integer, or an ``argparse`` error unless it is one of at least ``lowest``."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        value = lowest - 1
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
     return value
 
 
@@ -223,13 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--mix", nargs=2, metavar=("A", "B"), help="Decode a mix of two vector files, row by row.")
     decode.add_argument("--alpha", type=float, default=0.5, help="Weight of B in --mix (0 gives A, 1 gives B).")
     decode.add_argument("--max-new-tokens", type=positive_int, default=64)
-    decode.add_argument("--num-beams", type=positive_int, default=1)
+    decode.add_argument("--num-beams", type=positive_int, help="Beam width (default: the model's own setting).")
     decode.add_argument(
         "--candidates",
         type=positive_int,
-        default=1,
         metavar="K",
-        help="Generate K candidates per vector and keep the one that encodes back closest (default 1).",
+        help="Generate K candidates per vector and keep the one that encodes back closest (default: the model's own "
+        "setting, else 1).",
+    )
+    decode.add_argument(
+        "--refinement-steps",
+        type=non_negative_int,
+        metavar="S",
+        help="Correction rounds after the first decode (default: the model's own setting, else 0).",
+    )
+    decode.add_argument(
+        "--greedy", action="store_true", help="Plain greedy decoding: one candidate, no refinement (fastest)."
     )
     decode.add_argument(
         "--scores", action="store_true", help="Print '<score>\\t<text>': the round-trip cosine of each text."
@@ -357,6 +377,8 @@ def run(args: argparse.Namespace) -> None:
             count = f"{len(texts)} embedding{'s' if len(texts) != 1 else ''}"
             print(f"glae: wrote {count} {tuple(vectors.shape)} to {args.output}", file=sys.stderr)
         return
+    if args.greedy and (args.candidates, args.refinement_steps) != (None, None):
+        raise UsageError("--greedy is one candidate and no refinement; leave out --candidates/--refinement-steps.")
     vectors = mix_vectors(*args.mix, args.alpha) if args.mix else read_vectors(args.vectors)
     model = registry.load_model(args.model)
     result: Any = decoding.decode(
@@ -365,7 +387,8 @@ def run(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens,
         num_beams=args.num_beams,
         batch_size=args.batch_size,
-        num_candidates=args.candidates,
+        num_candidates=1 if args.greedy else args.candidates,
+        refinement_steps=0 if args.greedy else args.refinement_steps,
         return_scores=args.scores,
     )
     if args.scores:

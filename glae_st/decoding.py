@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import trange
 
 from glae_st import prompts
-from glae_st.module import GLAEEmbedding, check_positive_int
+from glae_st.module import GREEDY_DECODING, GLAEEmbedding, check_decoding_setting, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,11 @@ def decode(
     model: SentenceTransformer | GLAEEmbedding,
     embeddings: Any,
     max_new_tokens: int = 64,
-    num_beams: int = 1,
+    num_beams: int | None = None,
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
-    num_candidates: int = 1,
+    num_candidates: int | None = None,
+    refinement_steps: int | None = None,
     return_scores: bool = False,
 ) -> list[str] | tuple[list[str], list[float]]:
     """Generate the text that each GLAE embedding encodes.
@@ -110,6 +111,16 @@ def decode(
     cosine between the input and the re-encoded text of each result: a confidence that users can threshold (near
     1: the text encodes back to the same vector).
 
+    ``refinement_steps=S`` adds S rounds of correction in the spirit of vec2text's iterative corrector, with no
+    trained corrector: a round decodes ``v + (v - e(best))``, the input pushed away from the embedding of the best
+    text so far (scaled to the input's norm), so the decoder is asked for what the best text misses; its candidates
+    join the pool and the round-trip cosine still picks the winner, so a round never makes the result worse by
+    that measure.
+
+    A setting left at None takes the model's own choice (the ``decoding`` of its config, chosen on dev data, as
+    ``generation_config.json`` does for ``transformers``), else :data:`GREEDY_DECODING` (greedy). For plain greedy
+    decoding of any model, pass ``num_candidates=1, refinement_steps=0``.
+
     L2-normalised embeddings (``encode(..., normalize_embeddings=True)``) are scaled back to the model's typical
     norm (``embedding_norm`` of the module) before decoding.
 
@@ -120,7 +131,8 @@ def decode(
         num_beams: Beam width; 1 is greedy decoding (raised to ``num_candidates`` when that is larger).
         batch_size: Vectors decoded together.
         show_progress_bar: Show a progress bar; by default when there is more than one batch.
-        num_candidates: Candidates generated per vector and reranked by round-trip cosine; 1 keeps the decode.
+        num_candidates: Candidates generated per vector (and per refinement round), reranked by round-trip cosine.
+        refinement_steps: Correction rounds after the first decode; 0 keeps the first decode's candidates.
         return_scores: Also return the round-trip cosine of each text.
 
     Returns:
@@ -129,64 +141,104 @@ def decode(
     Example::
 
         model = glae_st.load_model(glae_st.DEFAULT_MODEL)
-        texts, scores = glae_st.decode(model, model.encode(["A cat sits on the mat."]), num_candidates=4,
-                                       return_scores=True)
+        texts, scores = glae_st.decode(model, model.encode(["A cat sits on the mat."]), return_scores=True)
+        fast = glae_st.decode(model, model.encode(["A cat sits on the mat."]), num_candidates=1, refinement_steps=0)
     """
     module = glae_module(model)
-    for name, value in (
-        ("max_new_tokens", max_new_tokens),
-        ("num_beams", num_beams),
-        ("batch_size", batch_size),
-        ("num_candidates", num_candidates),
-    ):
-        check_positive_int(name, value)
+    given = {"num_beams": num_beams, "num_candidates": num_candidates, "refinement_steps": refinement_steps}
+    setting = {
+        name: value if value is not None else (module.decoding or {}).get(name, GREEDY_DECODING[name])
+        for name, value in given.items()
+    }
+    check_positive_int("max_new_tokens", max_new_tokens)
+    check_positive_int("batch_size", batch_size)
+    for name, value in setting.items():
+        check_decoding_setting(name, value)
     vectors = restore_norm(module, validate_embeddings(embeddings, module.get_embedding_dimension()))
-    text_close = module.special_token_ids[prompts.TEXT_CLOSE]
-    pad_id = module.tokenizer.pad_token_id if module.tokenizer.pad_token_id is not None else text_close
     if show_progress_bar is None:
         show_progress_bar = len(vectors) > batch_size
     was_training = module.training
     module.eval()
-    beams = max(num_beams, num_candidates)
+    searches = setting["num_candidates"] > 1 or setting["refinement_steps"] > 0
     texts: list[str] = []
     scores: list[float] = []
     for start in trange(0, len(vectors), batch_size, desc="Decoding", disable=not show_progress_bar):
         batch = vectors[start : start + batch_size].to(module.device)
-        with module.inference_autocast():
-            inputs_embeds = module.decode_prompt_embeds(batch)
-            generated = module.generate(
-                inputs_embeds,
-                torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
-                max_new_tokens=max_new_tokens,
-                num_beams=beams,
-                num_return_sequences=num_candidates,
-                do_sample=False,
-                eos_token_id=text_close,
-                pad_token_id=pad_id,
-            )
-        candidates = []
-        for row in generated.tolist():
-            row = row[: row.index(text_close)] if text_close in row else row
-            candidates.append(module.tokenizer.decode(row, skip_special_tokens=True).strip())
-        if num_candidates == 1 and not return_scores:
-            texts += candidates
+        if not searches and not return_scores:
+            texts += generate_texts(module, batch, max_new_tokens, setting["num_beams"], 1)
             continue
-        cosines = round_trip_cosines(module, batch.repeat_interleave(num_candidates, dim=0), candidates)
-        best = cosines.view(len(batch), num_candidates).argmax(dim=1)
-        for row, column in enumerate(best.tolist()):
-            texts.append(candidates[row * num_candidates + column])
-            scores.append(cosines[row * num_candidates + column].item())
+        best_texts, best_scores = round_trip_search(module, batch, max_new_tokens, **setting)
+        texts += best_texts
+        scores += best_scores
     module.train(was_training)
     return (texts, scores) if return_scores else texts
 
 
-def round_trip_cosines(module: GLAEEmbedding, vectors: torch.Tensor, texts: list[str]) -> torch.Tensor:
-    """Cosine between each vector and the embedding of its decoded text (-1 for an empty text)."""
+def generate_texts(
+    module: GLAEEmbedding, vectors: torch.Tensor, max_new_tokens: int, num_beams: int, num_return_sequences: int
+) -> list[str]:
+    """``num_return_sequences`` texts per vector (consecutive), decoded with a beam of ``max(num_beams,
+    num_return_sequences)``."""
+    text_close = module.special_token_ids[prompts.TEXT_CLOSE]
+    pad_id = module.tokenizer.pad_token_id if module.tokenizer.pad_token_id is not None else text_close
+    with module.inference_autocast():
+        inputs_embeds = module.decode_prompt_embeds(vectors)
+        generated = module.generate(
+            inputs_embeds,
+            torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
+            max_new_tokens=max_new_tokens,
+            num_beams=max(num_beams, num_return_sequences),
+            num_return_sequences=num_return_sequences,
+            do_sample=False,
+            eos_token_id=text_close,
+            pad_token_id=pad_id,
+        )
+    texts = []
+    for row in generated.tolist():
+        row = row[: row.index(text_close)] if text_close in row else row
+        texts.append(module.tokenizer.decode(row, skip_special_tokens=True).strip())
+    return texts
+
+
+def round_trip_search(
+    module: GLAEEmbedding,
+    vectors: torch.Tensor,
+    max_new_tokens: int,
+    num_beams: int,
+    num_candidates: int,
+    refinement_steps: int,
+) -> tuple[list[str], list[float]]:
+    """The text of each vector whose embedding is closest (cosine) to it among ``num_candidates`` decodes of the
+    vector and of each of ``refinement_steps`` corrected queries (see :func:`decode`), with that cosine."""
+    best_texts = [""] * len(vectors)
+    best_scores = torch.full((len(vectors),), -2.0)
+    best_embeddings = vectors.clone()
+    queries = vectors
+    for step in range(refinement_steps + 1):
+        candidates = generate_texts(module, queries, max_new_tokens, num_beams, num_candidates)
+        cosines, again = round_trip(module, vectors.repeat_interleave(num_candidates, dim=0), candidates)
+        cosines = cosines.view(len(vectors), num_candidates)
+        top, column = cosines.max(dim=1)
+        for row in torch.nonzero(top > best_scores).flatten().tolist():
+            chosen = row * num_candidates + column[row].item()
+            best_texts[row], best_scores[row] = candidates[chosen], top[row]
+            best_embeddings[row] = again[chosen]
+        if step < refinement_steps:
+            scale = vectors.norm(dim=1, keepdim=True) / best_embeddings.norm(dim=1, keepdim=True).clamp_min(1e-6)
+            queries = 2 * vectors - best_embeddings * scale
+    return best_texts, best_scores.clamp_min(-1.0).tolist()
+
+
+def round_trip(module: GLAEEmbedding, vectors: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosine between each vector and the embedding of its decoded text (-1 for an empty text), and those
+    embeddings (the vector itself for an empty text)."""
     cosines = torch.full((len(texts),), -1.0)
+    embeddings = vectors.clone()
     kept = [index for index, text in enumerate(texts) if text.strip()]
     if kept:
         features = module.preprocess([texts[index] for index in kept])
         features = {name: v.to(module.device) if isinstance(v, torch.Tensor) else v for name, v in features.items()}
-        again = module.forward(features)["sentence_embedding"]
+        again = module.forward(features)["sentence_embedding"].to(vectors.dtype)
+        embeddings[kept] = again
         cosines[kept] = torch.nn.functional.cosine_similarity(again.float(), vectors[kept].float(), dim=1).cpu()
-    return cosines
+    return cosines, embeddings

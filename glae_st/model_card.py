@@ -39,6 +39,7 @@ from glae_st.decoding import decode, glae_module
 from glae_st.module import (
     ADAPTER_FOLDER,
     DECODER_ADAPTER,
+    GREEDY_DECODING,
     MAIN_ADAPTER,
     RECURRENCE_ADAPTER,
     WEIGHTS_FILE,
@@ -210,6 +211,7 @@ class GLAEModelCardData(SentenceTransformerModelCardData):
                 "needs_smollm2_package": module.backbone == SMOLLM2_BACKBONE,
                 "long_text": module.long_text,
                 "adapter": _describe_adapter(module),
+                "decoding": describe_decoding(module.decoding),
                 "special_tokens": ", ".join(f"`{token}`" for token in prompts.SPECIAL_TOKENS),
                 "weights_revision": saved_weights_revision(folder),
                 "training": _describe_training(training_config, training_log),
@@ -387,6 +389,23 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
             "so texts of one chunk are embedded and decoded exactly as without it"
         )
     return description
+
+
+def describe_decoding(decoding: dict[str, int] | None) -> str:
+    """What ``glae_st.decode`` does by default for a model with this ``decoding`` setting, in words."""
+    setting = {**GREEDY_DECODING, **(decoding or {})}
+    if setting == GREEDY_DECODING:
+        return "`glae_st.decode` decodes greedily by default"
+    search = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "greedy decoding"
+    if setting["num_candidates"] > 1:
+        search = f"the best of {setting['num_candidates']} beams by round-trip cosine"
+    steps = setting["refinement_steps"]
+    if steps:
+        search += f", after {steps} refinement round{'s' if steps > 1 else ''} (each decodes v + (v - e(best)))"
+    return (
+        f"`glae_st.decode` keeps {search} by default (the model's `decoding` setting); pass `num_candidates=1, "
+        "refinement_steps=0` for plain greedy decoding, the fastest"
+    )
 
 
 def trained_steps(log: list[dict[str, Any]]) -> int | None:

@@ -90,6 +90,9 @@ class GLAEEmbedding(InputModule):
         extra_adapter_dtype: ``"float32"`` or ``"float16"``: the dtype :meth:`save` stores the extra adapters in
             (:data:`EXTRA_ADAPTERS`; the main adapter is always float32). float16 halves their files; they load back
             into float32 weights, with float16's rounding of the stored factors (a relative 5e-4).
+        decoding: The decode settings chosen for this model (keys of :data:`GREEDY_DECODING`: ``num_beams``,
+            ``num_candidates``, ``refinement_steps``), used by :func:`glae_st.decode` for each setting a call leaves
+            at None, as ``generation_config.json`` is by ``transformers``; None decodes greedily.
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the backbone (e.g. ``{"dtype": "bfloat16"}``).
 
     Example::
@@ -113,6 +116,7 @@ class GLAEEmbedding(InputModule):
         "trained_recurrence",
         "decoder_slots",
         "extra_adapter_dtype",
+        "decoding",
     ]
     save_in_root = True
 
@@ -127,6 +131,7 @@ class GLAEEmbedding(InputModule):
         trained_recurrence: bool = False,
         decoder_slots: int | None = None,
         extra_adapter_dtype: Literal["float32", "float16"] = "float32",
+        decoding: dict[str, int] | None = None,
         model_kwargs: dict[str, Any] | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
@@ -142,6 +147,12 @@ class GLAEEmbedding(InputModule):
         if extra_adapter_dtype not in ("float32", "float16"):
             raise ValueError(f"extra_adapter_dtype must be 'float32' or 'float16', got {extra_adapter_dtype!r}.")
         self.extra_adapter_dtype = extra_adapter_dtype
+        if decoding is not None:
+            if not isinstance(decoding, dict):
+                raise TypeError(f"decoding must be a dict of decode() settings or None, got {decoding!r}.")
+            for name, value in decoding.items():
+                check_decoding_setting(name, value)
+        self.decoding = decoding
         self.backbone = backbone
         self.inference_dtype = inference_dtype
         self.embedding_norm = embedding_norm
@@ -835,7 +846,7 @@ class GLAEEmbedding(InputModule):
         self,
         embeddings: Any,
         max_new_tokens: int = 64,
-        num_beams: int = 1,
+        num_beams: int | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
     ) -> list[str]:
@@ -1022,6 +1033,21 @@ def check_positive_int(name: str, value: Any) -> None:
     """Raise a ValueError naming ``name`` unless ``value`` is a positive int (booleans are refused)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+GREEDY_DECODING: dict[str, int] = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0}
+"""The settings of :func:`glae_st.decode` that a model's ``decoding`` may choose, at the values of plain greedy
+decoding (what a setting that neither the call nor the model gives falls back to)."""
+
+
+def check_decoding_setting(name: str, value: Any) -> None:
+    """Raise a ValueError unless ``name`` is one of :data:`GREEDY_DECODING` with a count it accepts."""
+    if name not in GREEDY_DECODING:
+        raise ValueError(f"Unknown decoding setting {name!r}; the settings are {list(GREEDY_DECODING)}.")
+    if name != "refinement_steps":
+        check_positive_int(name, value)
+    elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"refinement_steps must be a non-negative integer, got {value!r}.")
 
 
 def validate_texts(inputs: Any) -> list[str]:

@@ -101,15 +101,16 @@ class GLAEEncoder:
 
 class GLAEDecoder:
     """A callable class for :meth:`ray.data.Dataset.map_batches`: each actor loads a GLAE model once and decodes
-    the ``embedding_column`` of every batch into ``text_column`` (greedy, or best of ``num_candidates`` by
-    round-trip cosine), as :func:`glae_st.decode` does.
+    the ``embedding_column`` of every batch into ``text_column`` with the decode settings given, else the model's
+    own (its ``decoding``, else greedy), as :func:`glae_st.decode` does.
 
     Args:
         model: A GLAE model name, folder or Hub id.
         embedding_column: The column of vectors.
         text_column: The column the texts go to.
         max_new_tokens: The most tokens generated per vector.
-        num_candidates: Candidates per vector (1: greedy).
+        num_candidates: Candidates per vector, reranked by round-trip cosine (None: the model's own setting).
+        refinement_steps: Correction rounds of the round trip (None: the model's own setting).
         batch_size: The decode batch size within a Ray batch.
         device: ``"cuda"``, ``"cpu"``, ...; by default CUDA when the actor has a GPU.
     """
@@ -120,7 +121,8 @@ class GLAEDecoder:
         embedding_column: str = "embedding",
         text_column: str = "decoded",
         max_new_tokens: int = 64,
-        num_candidates: int = 1,
+        num_candidates: int | None = None,
+        refinement_steps: int | None = None,
         batch_size: int = 32,
         device: str | None = None,
     ) -> None:
@@ -129,6 +131,7 @@ class GLAEDecoder:
         self.text_column = text_column
         self.max_new_tokens = max_new_tokens
         self.num_candidates = num_candidates
+        self.refinement_steps = refinement_steps
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -141,6 +144,7 @@ class GLAEDecoder:
             max_new_tokens=self.max_new_tokens,
             batch_size=self.batch_size,
             num_candidates=self.num_candidates,
+            refinement_steps=self.refinement_steps,
         )
         return {**batch, self.text_column: np.array(texts, dtype=object)}
 

@@ -563,8 +563,26 @@ def test_decode_benchmark_refuses_models_that_would_share_a_label():
 
 
 def test_decode_benchmark_refuses_a_beam_width_below_one():
-    with pytest.raises(SystemExit, match=r"--num-beams must be at least 1 \(1 is greedy decoding\), got 0"):
+    with pytest.raises(SystemExit, match=r"--num-beams must be at least 1, got 0"):
         decode_accuracy.main(["--models", "glae", "--num-beams", "0"])
+    with pytest.raises(SystemExit, match=r"--refinement-steps must be at least 0, got -1"):
+        decode_accuracy.main(["--models", "glae", "--refinement-steps", "-1"])
+
+
+def test_decode_benchmark_decodes_greedily_or_with_the_model_setting_and_the_command_line_wins(
+    tiny_model: SentenceTransformer,
+):
+    tiny_model[0].decoding = {"num_candidates": 16, "refinement_steps": 1}
+    greedy = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0}
+    plain = decode_accuracy.parse_args(["--models", "glae"])
+    assert decode_accuracy.decoding_setting(tiny_model, plain) == greedy
+    assert decode_accuracy.setting_label(greedy) == ""
+    own_args = decode_accuracy.parse_args(["--models", "glae", "--model-decoding"])
+    own = decode_accuracy.decoding_setting(tiny_model, own_args)
+    assert own == {"num_beams": 1, "num_candidates": 16, "refinement_steps": 1}
+    assert decode_accuracy.setting_label(own) == " (rerank 16) (refine 1)"
+    mixed = decode_accuracy.parse_args(["--models", "glae", "--model-decoding", "--refinement-steps", "0"])
+    assert decode_accuracy.decoding_setting(tiny_model, mixed) == {**own, "refinement_steps": 0}
 
 
 def test_throughput_decode_timing_scores_the_decodes_and_tables_show_every_ratio(tiny_model: SentenceTransformer):

@@ -231,11 +231,23 @@ def test_candidates_and_scores_map_to_decode(bad_inputs, monkeypatch, capsys):
         "num_beams": 2,
         "batch_size": 32,
         "num_candidates": 3,
+        "refinement_steps": None,
         "return_scores": True,
     }
-    code, _, out = run_cli(["--model", "m", "decode", good], capsys)
+    code, _, out = run_cli(["--model", "m", "decode", good], capsys)  # the model's own setting
     assert code == 0 and out == "A cat.\nStocks fell.\n"
-    assert calls[-1][2]["num_candidates"] == 1 and calls[-1][2]["return_scores"] is False
+    assert [calls[-1][2][name] for name in ("num_beams", "num_candidates", "refinement_steps")] == [None] * 3
+    assert calls[-1][2]["return_scores"] is False
+    run_cli(["--model", "m", "decode", good, "--refinement-steps", "2"], capsys)
+    assert calls[-1][2]["refinement_steps"] == 2
+    run_cli(["--model", "m", "decode", good, "--greedy"], capsys)
+    assert calls[-1][2]["num_candidates"] == 1 and calls[-1][2]["refinement_steps"] == 0
+    count = len(calls)
+    code, err, _ = run_cli(["--model", "m", "decode", good, "--greedy", "--candidates", "4"], capsys)
+    assert_one_line_error(code, err, "--greedy is one candidate and no refinement")
+    code, err, _ = run_cli(["--model", "m", "decode", good, "--refinement-steps", "-1"], capsys)
+    assert code == 2 and "expected an integer >= 0, got '-1'" in err[-1]
+    assert len(calls) == count
 
 
 def test_candidates_and_scores_with_the_real_decode(saved_model_dir, tmp_path, capsys):

@@ -120,20 +120,20 @@ def test_round_trip_decoding_keeps_the_candidate_closest_to_the_input(tiny_model
         assert score == pytest.approx(cosine, abs=1e-4) if text else score == -1.0
     # the reranker keeps, per input, the candidate with the highest round-trip cosine among the beams
     seen: list[list[str]] = []
-    real = decoding.round_trip_cosines
+    real = decoding.round_trip
 
     def spy(module, vectors, candidates):
         seen.append(list(candidates))
         return real(module, vectors, candidates)
 
-    monkeypatch.setattr(decoding, "round_trip_cosines", spy)
+    monkeypatch.setattr(decoding, "round_trip", spy)
     reranked, reranked_scores = glae_st.decode(
         tiny_model, embeddings, max_new_tokens=5, num_candidates=3, return_scores=True
     )
     assert len(seen[0]) == 6  # 3 candidates for each of 2 vectors
     for row in range(2):
         candidates = seen[0][row * 3 : row * 3 + 3]
-        cosines = real(tiny_model[0], torch.as_tensor(embeddings[row : row + 1]).repeat(3, 1), candidates)
+        cosines, _ = real(tiny_model[0], torch.as_tensor(embeddings[row : row + 1]).repeat(3, 1), candidates)
         assert reranked[row] == candidates[int(cosines.argmax())]
         assert reranked_scores[row] == pytest.approx(cosines.max().item(), abs=1e-5)
         assert reranked_scores[row] >= scores[row] - 1e-5 or greedy[row] not in candidates
@@ -150,8 +150,97 @@ def test_normalised_embeddings_are_rescaled_or_refused(tiny_model):
     assert rescaled == glae_st.decode(tiny_model, normalised * norm, max_new_tokens=4)
 
 
+def test_refinement_decodes_the_input_pushed_away_from_the_best_text_and_keeps_the_best_of_all_rounds(
+    tiny_model, monkeypatch
+):
+    from glae_st import decoding
+
+    embeddings = torch.as_tensor(tiny_model.encode(TEXTS[:2]))
+    queries: list[torch.Tensor] = []
+    rounds: list[tuple[list[str], torch.Tensor, torch.Tensor]] = []
+    real_generate, real_round_trip = decoding.generate_texts, decoding.round_trip
+
+    def generate_spy(module, vectors, *args):
+        queries.append(vectors.clone())
+        return real_generate(module, vectors, *args)
+
+    def round_trip_spy(module, vectors, candidates):
+        cosines, again = real_round_trip(module, vectors, candidates)
+        rounds.append((list(candidates), cosines, again))
+        return cosines, again
+
+    monkeypatch.setattr(decoding, "generate_texts", generate_spy)
+    monkeypatch.setattr(decoding, "round_trip", round_trip_spy)
+    texts, scores = glae_st.decode(
+        tiny_model, embeddings, max_new_tokens=5, num_candidates=2, refinement_steps=2, return_scores=True
+    )
+    assert len(queries) == 3 and torch.equal(queries[0], embeddings)
+    pool = {row: [] for row in range(2)}
+    for step, (candidates, cosines, again) in enumerate(rounds):
+        for index, (text, cosine) in enumerate(zip(candidates, cosines.tolist())):
+            pool[index // 2].append((cosine, text, again[index]))
+        if step < 2:  # the next query: 2v - e(best so far), e(best) scaled to the norm of v
+            for row in range(2):
+                _, _, best = max(pool[row], key=lambda entry: entry[0])
+                expected = 2 * embeddings[row] - best * embeddings[row].norm() / best.norm()
+                assert torch.allclose(queries[step + 1][row], expected, atol=1e-4)
+    for row in range(2):
+        best_cosine, best_text, _ = max(pool[row], key=lambda entry: entry[0])
+        assert texts[row] == best_text and scores[row] == pytest.approx(best_cosine, abs=1e-6)
+    # more rounds only add candidates, so the chosen round-trip cosine never falls
+    _, without = glae_st.decode(tiny_model, embeddings, max_new_tokens=5, num_candidates=2, return_scores=True)
+    assert all(score >= earlier - 1e-6 for score, earlier in zip(scores, without))
+
+
+def test_a_model_decodes_with_its_own_saved_setting_unless_the_call_overrides_it(tiny_model, tmp_path, monkeypatch):
+    from glae_st import decoding
+
+    embeddings = tiny_model.encode(TEXTS[:2])
+    settings: list[dict[str, int]] = []
+    real_search = decoding.round_trip_search
+
+    def search_spy(module, vectors, max_new_tokens, **setting):
+        settings.append(setting)
+        return real_search(module, vectors, max_new_tokens, **setting)
+
+    monkeypatch.setattr(decoding, "round_trip_search", search_spy)
+    greedy = glae_st.decode(tiny_model, embeddings, max_new_tokens=4)
+    assert settings == []  # no setting anywhere: plain greedy decoding, no round trip
+    tiny_model[0].decoding = {"num_candidates": 3, "refinement_steps": 1}
+    tiny_model.save(str(tmp_path / "chosen"))
+    reloaded = glae_st.load_model(str(tmp_path / "chosen"))
+    assert reloaded[0].decoding == {"num_candidates": 3, "refinement_steps": 1}
+    own = glae_st.decode(reloaded, embeddings, max_new_tokens=4)
+    assert settings[-1] == {"num_beams": 1, "num_candidates": 3, "refinement_steps": 1}
+    assert own == glae_st.decode(tiny_model, embeddings, max_new_tokens=4, num_candidates=3, refinement_steps=1)
+    glae_st.decode(reloaded, embeddings, max_new_tokens=4, num_candidates=2)
+    assert settings[-1] == {"num_beams": 1, "num_candidates": 2, "refinement_steps": 1}
+    calls = len(settings)
+    assert glae_st.decode(reloaded, embeddings, max_new_tokens=4, num_candidates=1, refinement_steps=0) == greedy
+    assert len(settings) == calls
+
+
+@pytest.mark.parametrize(
+    ("decoding", "error", "message"),
+    [
+        ({"beams": 2}, ValueError, "Unknown decoding setting 'beams'; the settings are"),
+        ({"refinement_steps": -1}, ValueError, "refinement_steps must be a non-negative integer, got -1"),
+        ({"num_candidates": 0}, ValueError, "num_candidates must be a positive integer, got 0"),
+        ("greedy", TypeError, "decoding must be a dict of decode\\(\\) settings or None, got 'greedy'"),
+    ],
+)
+def test_a_bad_saved_decoding_setting_is_refused(tiny_backbone, decoding, error, message):
+    with pytest.raises(error, match=message):
+        GLAEEmbedding(tiny_backbone, decoding=decoding)
+
+
 @pytest.mark.parametrize("name", ["num_candidates", "max_new_tokens", "num_beams", "batch_size"])
 def test_bad_decode_counts_are_refused(tiny_model, name):
     embeddings = tiny_model.encode(TEXTS[:1])
     with pytest.raises(ValueError, match=f"{name} must be a positive integer, got 0"):
         glae_st.decode(tiny_model, embeddings, **{name: 0})
+
+
+def test_negative_refinement_steps_are_refused(tiny_model):
+    with pytest.raises(ValueError, match="refinement_steps must be a non-negative integer, got -1"):
+        glae_st.decode(tiny_model, tiny_model.encode(TEXTS[:1]), refinement_steps=-1)

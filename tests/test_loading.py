@@ -223,5 +223,11 @@ def test_real_default_model_encodes_and_decodes():
     model = glae_st.load_model(glae_st.DEFAULT_MODEL)
     embeddings = model.encode(["A cat sits on the mat.", "Stocks fell sharply."])
     assert embeddings.shape == (2, 576)
-    texts = glae_st.decode(model, embeddings, max_new_tokens=24)
+    texts, scores = glae_st.decode(model, embeddings, max_new_tokens=24, return_scores=True)
     assert len(texts) == 2 and all(isinstance(text, str) and text for text in texts)
+    # the default decodes with the setting chosen for it on dev: at least as close a round trip as greedy
+    assert model[0].decoding == {"num_candidates": 32}
+    _, greedy_scores = glae_st.decode(
+        model, embeddings, max_new_tokens=24, num_candidates=1, refinement_steps=0, return_scores=True
+    )
+    assert all(score >= greedy - 1e-3 for score, greedy in zip(scores, greedy_scores))

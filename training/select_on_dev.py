@@ -22,6 +22,7 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st import corpora
 from glae_st.evaluation import token_f1
+from glae_st.module import GREEDY_DECODING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training import data
@@ -41,8 +42,8 @@ def dev_scores(model: SentenceTransformer, decode_texts: int = DECODE_TEXTS) -> 
     raw = model.encode(texts)
     norms = np.linalg.norm(raw, axis=1)
     model[0].embedding_norm = float(np.median(norms))
-    greedy = glae_st.decode(model, raw, max_new_tokens=48)
-    rescaled = glae_st.decode(model, raw / norms[:, None], max_new_tokens=48)
+    greedy = glae_st.decode(model, raw, max_new_tokens=48, **GREEDY_DECODING)
+    rescaled = glae_st.decode(model, raw / norms[:, None], max_new_tokens=48, **GREEDY_DECODING)
     return {
         f"stsb_dev_spearman_{len(rows)}": float(spearman),
         "median_norm": model[0].embedding_norm,

@@ -89,13 +89,10 @@ texts otherwise than training did (a recurrence stage trains ``iterative`` and m
 def earlier_stages(init_from: str) -> list[str]:
     """The training history of the model a run continues (for its card): that model's own earlier stages, then one
     line for the run that made it, read from its ``training_config.json`` and ``training_log.json``."""
-    folder = Path(init_from)
-    if not (folder / "training_config.json").is_file():
+    earlier, log = read_training_record(init_from)
+    if earlier is None:
         return [f"`{init_from}`, a saved model without a training config"]
-    earlier = json.loads((folder / "training_config.json").read_text())
-    log_path = folder / "training_log.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else []
-    steps = trained_steps(log) or earlier["training"]["max_steps"]
+    steps = trained_steps(log or []) or earlier["training"]["max_steps"]
     start = f"`{earlier['init_from']}`" if earlier.get("init_from") else f"the backbone `{earlier['backbone']}`"
     stage = (
         f"{steps} steps from {start}, learning rate {earlier['training']['learning_rate']}, "
