@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import sacrebleu
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -262,30 +263,61 @@ def _scores(predictions: Sequence[str], texts: Sequence[HeldOutText], vectors_pe
 
 
 def plot(systems: dict[str, dict[str, Any]], path: Path) -> None:
-    """Token F1 and chrF against text length (at no noise), and token F1 against noise when several levels ran."""
+    """Token F1 and chrF against text length (at no noise), token F1 against noise when several levels ran, and
+    token F1 of the short texts against their decode time when several systems were timed (the cost of search)."""
     noise_levels = sorted({float(sigma) for result in systems.values() for sigma in result})
-    panels = 3 if len(noise_levels) > 1 else 2
-    figure = Figure(figsize=(5 * panels, 4), layout="constrained")
-    axes = figure.subplots(1, panels)
+    clean = str(noise_levels[0])
+    timed = {
+        name: result[clean]["short"] for name, result in systems.items() if "decode_seconds" in result[clean]["short"]
+    }
+    extra = [panel for panel, wanted in (("noise", len(noise_levels) > 1), ("cost", len(timed) > 1)) if wanted]
+    figure = Figure(figsize=(5 * (2 + len(extra)), 4), layout="constrained")
+    axes = figure.subplots(1, 2 + len(extra))
+    panel_of = {panel: axes[2 + index] for index, panel in enumerate(extra)}
+    colours = {}
     for name, result in systems.items():
-        clean = result[str(noise_levels[0])]["buckets"]
-        bounds = [int(bound) for bound in clean]
+        buckets = result[clean]["buckets"]
+        bounds = [int(bound) for bound in buckets]
         for axis, metric in zip(axes[:2], ("token_f1", "chrf"), strict=True):
             scale = 100 if metric == "token_f1" else 1
-            axis.plot(bounds, [scale * clean[str(bound)][metric] for bound in bounds], marker="o", label=name)
-        if panels == 3:
+            (line,) = axis.plot(
+                bounds, [scale * buckets[str(bound)][metric] for bound in bounds], marker="o", label=name
+            )
+            colours[name] = line.get_color()
+        if "noise" in panel_of:
             overall = [100 * result[str(sigma)]["overall"]["token_f1"] for sigma in noise_levels]
-            axes[2].plot(noise_levels, overall, marker="o", label=name)
+            panel_of["noise"].plot(noise_levels, overall, marker="o", label=name)
     for axis, title in zip(axes[:2], ("Token F1", "chrF"), strict=True):
         axis.set(xscale="log", xlabel="text length bucket (tokens, upper bound)", ylabel=title, ylim=(0, 100))
         axis.set_xticks(BUCKETS, [f"≤{bound}" for bound in BUCKETS])
         axis.set_title(f"{title} vs length (σ = {noise_levels[0]:g})")
         axis.grid(alpha=0.3)
-    if panels == 3:
-        axes[2].set(xlabel="noise σ (relative to embedding RMS)", ylabel="Token F1 (all texts)", ylim=(0, 100))
-        axes[2].set_title("Token F1 vs embedding noise")
-        axes[2].grid(alpha=0.3)
-    axes[0].legend()
+    if "noise" in panel_of:
+        panel_of["noise"].set(
+            xlabel="noise σ (relative to embedding RMS)", ylabel="Token F1 (all texts)", ylim=(0, 100)
+        )
+        panel_of["noise"].set_title("Token F1 vs embedding noise")
+        panel_of["noise"].grid(alpha=0.3)
+    if "cost" in panel_of:
+        axis = panel_of["cost"]
+        for name, short in sorted(timed.items(), key=lambda item: item[1]["decode_seconds"]):
+            axis.scatter(short["decode_seconds"], 100 * short["token_f1"], color=colours[name])
+            axis.annotate(
+                name,
+                (short["decode_seconds"], 100 * short["token_f1"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        axis.set(
+            xscale="log",
+            xlabel=f"decode time of the ≤{SHORT_TEXT_TOKENS}-token texts (s)",
+            ylabel=f"Token F1 (≤{SHORT_TEXT_TOKENS} tokens)",
+        )
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_title("Fidelity vs decode time")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
 
@@ -382,12 +414,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="Default: benchmarks/results/decode (benchmarks/results/limit-N/decode with --limit).",
     )
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        metavar="JSON",
+        help="Decode nothing: redraw the plot of a saved decode_accuracy.json next to it and print its table.",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/decode_accuracy.json``."""
     args = parse_args(argv)
+    if args.replot is not None:
+        try:
+            saved = json.loads(args.replot.read_text(encoding="utf-8"))
+            systems = saved["systems"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SystemExit(f"--replot {args.replot}: cannot read it as a decode_accuracy.json ({exc}).") from exc
+        plot(systems, args.replot.with_suffix(".png"))
+        print(format_table(systems))
+        return saved
     for flag, value, lowest in (
         ("--num-beams", args.num_beams, 1),
         ("--candidates", args.candidates, 1),

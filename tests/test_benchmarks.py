@@ -146,10 +146,19 @@ def test_decode_benchmark_on_tiny_glae_writes_table_and_plot(
     for sigma in ("0.0", "0.5"):
         overall = systems["tiny"][sigma]["overall"]
         assert overall["n"] == len(texts) and 0 <= overall["token_f1"] <= 1
-    decode_accuracy.plot(systems, tmp_path / "fidelity.png")
+    reranked = decode_accuracy.glae_autoencoder(tiny_model, "tiny (rerank 2)", batch_size=4, num_candidates=2)
+    systems[reranked.name] = decode_accuracy.evaluate(reranked, texts, noise_levels=(0.0, 0.5), max_new_tokens=3)
+    decode_accuracy.plot(systems, tmp_path / "fidelity.png")  # length, noise and decode-time panels
     assert (tmp_path / "fidelity.png").read_bytes().startswith(b"\x89PNG")
     table = decode_accuracy.format_table(systems)
     assert table.count("| tiny | 0.5 |") == len(systems["tiny"]["0.5"]["buckets"]) + 2  # + "≤32 together", "all"
+    saved = tmp_path / "saved" / "decode_accuracy.json"
+    saved.parent.mkdir()
+    saved.write_text(json.dumps({"config": {}, "systems": systems}))
+    assert decode_accuracy.main(["--replot", str(saved)])["systems"] == systems
+    assert saved.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(SystemExit, match="--replot .*missing.json: cannot read it as a decode_accuracy.json"):
+        decode_accuracy.main(["--replot", str(tmp_path / "missing.json")])
 
 
 def test_decode_reuse_keeps_other_systems_only_for_the_same_texts_and_settings(tmp_path: Path):
