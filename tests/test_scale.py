@@ -102,3 +102,21 @@ def test_the_sentence_transformers_pool_matches_one_process_and_exits_quietly(sa
     max_diff = float(result.stdout.split("MAXDIFF")[1])
     assert max_diff < 1e-5
     assert "leaked semaphore" not in result.stderr
+
+
+def test_glae_decoder_passes_its_decode_setting_on_and_leaves_the_rest_to_the_model(saved_model_dir, monkeypatch):
+    from glae_st import decoding
+
+    calls = []
+
+    def fake_decode(model, vectors, **kwargs):
+        calls.append(kwargs)
+        return ["text"] * len(vectors)
+
+    monkeypatch.setattr(decoding, "decode", fake_decode)
+    batch = {"embedding": np.zeros((2, 64), dtype=np.float32)}
+    GLAEDecoder(str(saved_model_dir), num_candidates=4, refinement_steps=1)(batch)
+    assert calls[-1]["num_candidates"] == 4 and calls[-1]["refinement_steps"] == 1
+    out = GLAEDecoder(str(saved_model_dir))(batch)
+    assert calls[-1]["num_candidates"] is None and calls[-1]["refinement_steps"] is None
+    assert list(out["decoded"]) == ["text", "text"]
