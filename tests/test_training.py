@@ -29,6 +29,7 @@ from training.train import (
     length_grouped_batches,
     load_config,
     main,
+    resume_checkpoint,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +56,39 @@ def test_dry_run_shrinks_the_sizes_and_keeps_the_recipe(tmp_path: Path):
 def test_dry_run_refuses_to_export(tmp_path: Path):
     with pytest.raises(SystemExit):
         main(["--config", str(GLAE_7B), "--output-dir", str(tmp_path), "--dry-run", "--export-to", str(tmp_path / "x")])
+
+
+def test_resume_is_checked_before_anything_is_built_and_never_overwrites_a_finished_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    def resume(max_steps: int) -> list[str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "--config",
+                    str(GLAE_7B),
+                    "--output-dir",
+                    str(tmp_path),
+                    "--resume",
+                    "--set",
+                    f"training.max_steps={max_steps}",
+                ]
+            )
+        assert exit_info.value.code == 2
+        return [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+
+    (error,) = resume(20)  # the program name in front of "error:" is whatever ran the script
+    assert error.endswith(f"error: --resume: no checkpoint-* folder in {tmp_path}; start without --resume.")
+    (tmp_path / "checkpoint-20").mkdir()
+    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text(json.dumps({"global_step": 20}))
+    assert resume_checkpoint(tmp_path, 30) == str(tmp_path / "checkpoint-20")  # more steps to go
+    assert resume_checkpoint(tmp_path, 20) == str(tmp_path / "checkpoint-20")  # finished, but final/ was never saved
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "modules.json").write_text("[]")
+    (error,) = resume(20)
+    assert "checkpoint-20 already reached training.max_steps (20)" in error
+    assert "--set training.max_steps=N with N > 20" in error
+    assert (tmp_path / "final" / "modules.json").read_text() == "[]"  # the finished model is left as it was
 
 
 def dry_run(output_dir: Path, *launcher: str) -> None:

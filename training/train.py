@@ -261,6 +261,23 @@ BATCH_SAMPLERS = {"no_duplicates": BatchSamplers.NO_DUPLICATES, "length_grouped"
 """``training.batch_sampler`` of a config (default ``no_duplicates``: in-batch negatives must differ)."""
 
 
+def resume_checkpoint(output_dir: Path, max_steps: int) -> str:
+    """The newest checkpoint of ``output_dir`` for ``--resume``, checked before any model or data is built: a
+    ValueError when there is none, or when it already reached ``max_steps`` and ``final/`` holds its model (resuming
+    would train one more step and overwrite that model)."""
+    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
+    state_file = Path(checkpoint) / "trainer_state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {"global_step": 0}
+    if state["global_step"] >= max_steps and (output_dir / "final").is_dir():
+        raise ValueError(
+            f"--resume: {checkpoint} already reached training.max_steps ({max_steps}) and {output_dir / 'final'} holds "
+            f"its model; to train on, raise it: --set training.max_steps=N with N > {state['global_step']}."
+        )
+    return checkpoint
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML config, e.g. training/configs/smollm2-default.yaml")
@@ -285,6 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"the config's eval selects no evaluator: give at least one of {', '.join(EVALUATORS)}")
     if args.dry_run:
         config = dry_run_config(config, args.output_dir)
+    try:
+        checkpoint = resume_checkpoint(Path(args.output_dir), config["training"]["max_steps"]) if args.resume else None
+    except ValueError as error:
+        parser.error(str(error))
     training = config["training"]
     set_seed(training["seed"])
     model = build_model(config)
@@ -329,9 +350,6 @@ def main(argv: list[str] | None = None) -> None:
         loss=loss,
         evaluator=build_evaluator(config, model[0]),
     )
-    checkpoint = get_last_checkpoint(str(output_dir)) if args.resume and output_dir.is_dir() else None
-    if args.resume and checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
     trainer.train(resume_from_checkpoint=checkpoint)
 
     final_dir = output_dir / "final"
