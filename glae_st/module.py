@@ -184,6 +184,7 @@ class GLAEEmbedding(InputModule):
         self.continue_suffix_ids = self._token_ids(prompts.CONTINUE.suffix)
         self._stored_prefix: PrefixKeyValues | None = None
         self._weight_copies: dict[torch.dtype, dict[str, torch.Tensor]] = {}
+        self._unfolded_weights: dict[str, torch.Tensor] | None = None
         self._held_dtype = torch.float32
         self.max_seq_length = self.max_text_tokens if max_seq_length is None else max_seq_length
 
@@ -270,6 +271,7 @@ class GLAEEmbedding(InputModule):
             self.causal_lm = get_peft_model(self.causal_lm, lora_config)
         self._stored_prefix = None
         self._weight_copies = {}
+        self._unfolded_weights = None
 
     @property
     def has_decoder_adapter(self) -> bool:
@@ -527,9 +529,7 @@ class GLAEEmbedding(InputModule):
             if dtype == torch.float32 or self.base_lm.dtype != torch.float32:
                 return
             # unused once the adapter is folded, and trainable: they stay float32
-            parameters = self.causal_lm.named_parameters()
-            folded = {n: p.data for n, p in parameters if "lora_" not in n and "trainable_tokens" not in n}
-            self._weight_copies = {torch.float32: folded}
+            self._weight_copies = {torch.float32: {n: p.data for n, p in self._backbone_weights()}}
         device, copies = self.device, self._weight_copies
         parameters = dict(self.causal_lm.named_parameters())
         copies[torch.float32] = {n: t.to(device) for n, t in copies[torch.float32].items()}
@@ -707,6 +707,11 @@ class GLAEEmbedding(InputModule):
         Folded (peft ``merge_adapter``), a LoRA layer runs one matmul instead of three, so encoding and decoding cost
         what the bare backbone costs; the adapter's own weights stay, so ``save`` and training are unchanged. Only
         float32 backbones fold: in bf16 or fp16 the fold would round small adapter updates away.
+
+        With more than one adapter, switching between them folds and unfolds again and again, and ``W + BA - BA`` is
+        not ``W`` in float32: the rounding would drift, and a bf16 copy made after a switch would differ in the last
+        bit of some weights. So such a model keeps its unfolded weights once and unfolds by restoring them exactly
+        (one more float32 copy of the backbone, made at the first fold that has two adapters to switch between).
         """
         if not hasattr(self.causal_lm, "peft_config") or self.base_lm.dtype != torch.float32:
             return
@@ -722,9 +727,25 @@ class GLAEEmbedding(InputModule):
                 if parameter.is_shared():
                     parameter.data = parameter.data.clone()
         if fold and not folded:
+            if self._unfolded_weights is None and len(self.causal_lm.peft_config) > 1:
+                self._unfolded_weights = {name: p.data.clone() for name, p in self._backbone_weights()}
             self.causal_lm.merge_adapter()
         elif folded and not fold:
-            self.causal_lm.unmerge_adapter()
+            if self._unfolded_weights is None:
+                self.causal_lm.unmerge_adapter()
+                return
+            for name, parameter in self._backbone_weights():
+                parameter.data.copy_(self._unfolded_weights[name])
+            for layer in lora_layers:
+                layer.merged_adapters.clear()
+
+    def _backbone_weights(self) -> list[tuple[str, nn.Parameter]]:
+        """The backbone's own weights (what folding changes), without the adapters' factors and token deltas."""
+        return [
+            (name, parameter)
+            for name, parameter in self.causal_lm.named_parameters()
+            if "lora_" not in name and "trainable_tokens" not in name
+        ]
 
     @property
     def device(self) -> torch.device:

@@ -172,3 +172,24 @@ def test_extra_adapters_stored_in_float16_take_half_the_bytes_and_load_back_into
 def test_an_unknown_extra_adapter_dtype_is_refused(tiny_backbone: str):
     with pytest.raises(ValueError, match="extra_adapter_dtype must be 'float32' or 'float16', got 'int8'"):
         GLAEEmbedding(tiny_backbone, extra_adapter_dtype="int8")  # type: ignore[arg-type]
+
+
+def test_switching_adapters_restores_the_unfolded_weights_exactly(iterative_lora_model: SentenceTransformer):
+    """Fold and unfold by subtraction drift in float32 (W + BA - BA is not W), so a bf16 copy made after a switch
+    would differ; with two adapters, unfolding restores the kept weights bit for bit."""
+    module = iterative_lora_model[0]
+    module.add_recurrence_adapter(4)
+    with torch.no_grad():  # a recurrence adapter that differs from the main one
+        for name, parameter in module.causal_lm.named_parameters():
+            if f"lora_B.{RECURRENCE_ADAPTER}" in name:
+                parameter.normal_(std=0.05)
+    module.train()
+    unfolded = {name: parameter.detach().clone() for name, parameter in module._backbone_weights()}
+    module.inference_dtype = "bfloat16"
+    short = encode(iterative_lora_model, [SHORT, "Stocks fell."])
+    for _ in range(3):
+        encode(iterative_lora_model, [LONG])  # chunk 1 with the main adapter, later chunks with the recurrence one
+    assert torch.equal(encode(iterative_lora_model, [SHORT, "Stocks fell."]), short)
+    module.train()
+    for name, parameter in module._backbone_weights():
+        assert torch.equal(parameter, unfolded[name]), name
