@@ -41,7 +41,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 import glae_st
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import exact_match, token_f1
-from glae_st.module import GREEDY_DECODING
+from glae_st.module import resolve_decoding
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -112,9 +112,12 @@ def glae_autoencoder(model: SentenceTransformer, name: str, batch_size: int = 16
 def decoding_setting(model: SentenceTransformer, args: argparse.Namespace) -> dict[str, int]:
     """The decode settings of a run: those given on the command line, else (with ``--model-decoding``) the model's
     own ``decoding``, else greedy."""
-    given = {"num_beams": args.num_beams, "num_candidates": args.candidates, "refinement_steps": args.refinement_steps}
-    own = (model[0].decoding or {}) if args.model_decoding else {}
-    return {name: own.get(name, GREEDY_DECODING[name]) if value is None else value for name, value in given.items()}
+    return resolve_decoding(
+        model[0].decoding if args.model_decoding else None,
+        num_beams=args.num_beams,
+        num_candidates=args.candidates,
+        refinement_steps=args.refinement_steps,
+    )
 
 
 def setting_label(setting: dict[str, int]) -> str:

@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import trange
 
 from glae_st import prompts
-from glae_st.module import GREEDY_DECODING, GLAEEmbedding, check_decoding_setting, check_positive_int
+from glae_st.module import GLAEEmbedding, check_decoding_setting, check_positive_int, resolve_decoding
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,9 @@ def decode(
         fast = glae_st.decode(model, model.encode(["A cat sits on the mat."]), num_candidates=1, refinement_steps=0)
     """
     module = glae_module(model)
-    given = {"num_beams": num_beams, "num_candidates": num_candidates, "refinement_steps": refinement_steps}
-    setting = {
-        name: value if value is not None else (module.decoding or {}).get(name, GREEDY_DECODING[name])
-        for name, value in given.items()
-    }
+    setting = resolve_decoding(
+        module.decoding, num_beams=num_beams, num_candidates=num_candidates, refinement_steps=refinement_steps
+    )
     check_positive_int("max_new_tokens", max_new_tokens)
     check_positive_int("batch_size", batch_size)
     for name, value in setting.items():

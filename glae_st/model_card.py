@@ -44,6 +44,7 @@ from glae_st.module import (
     RECURRENCE_ADAPTER,
     WEIGHTS_FILE,
     GLAEEmbedding,
+    resolve_decoding,
 )
 from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
@@ -393,7 +394,7 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
 
 def describe_decoding(decoding: dict[str, int] | None) -> str:
     """What ``glae_st.decode`` does by default for a model with this ``decoding`` setting, in words."""
-    setting = {**GREEDY_DECODING, **(decoding or {})}
+    setting = resolve_decoding(decoding)
     if setting == GREEDY_DECODING:
         return "`glae_st.decode` decodes greedily by default"
     search = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "greedy decoding"

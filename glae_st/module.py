@@ -1061,6 +1061,15 @@ GREEDY_DECODING: dict[str, int] = {"num_beams": 1, "num_candidates": 1, "refinem
 decoding (what a setting that neither the call nor the model gives falls back to)."""
 
 
+def resolve_decoding(own: dict[str, int] | None = None, **given: int | None) -> dict[str, int]:
+    """Every setting of :data:`GREEDY_DECODING`: as ``given`` where that is not None, else as ``own`` (a model's
+    ``decoding``) says, else greedy."""
+    return {
+        name: given[name] if given.get(name) is not None else (own or {}).get(name, greedy)
+        for name, greedy in GREEDY_DECODING.items()
+    }
+
+
 def check_decoding_setting(name: str, value: Any) -> None:
     """Raise a ValueError unless ``name`` is one of :data:`GREEDY_DECODING` with a count it accepts."""
     if name not in GREEDY_DECODING:
