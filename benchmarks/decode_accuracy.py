@@ -389,7 +389,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--model-decoding",
         action="store_true",
         help="Decode each model as glae_st.decode does by default: with its own saved decoding setting, for every "
-        "setting the three options above leave open (the bundled default keeps the best of 32 beams).",
+        "setting the three options above leave open (the bundled default: 16 beams and one refinement round).",
     )
     parser.add_argument(
         "--buckets",

@@ -397,12 +397,18 @@ def describe_decoding(decoding: dict[str, int] | None) -> str:
     setting = resolve_decoding(decoding)
     if setting == GREEDY_DECODING:
         return "`glae_st.decode` decodes greedily by default"
-    search = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "greedy decoding"
-    if setting["num_candidates"] > 1:
-        search = f"the best of {setting['num_candidates']} beams by round-trip cosine"
-    steps = setting["refinement_steps"]
+    candidates, steps = setting["num_candidates"], setting["refinement_steps"]
+    first = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "a greedy decode"
+    if candidates > 1:
+        first = f"{candidates} beams"
+    search = first if candidates == 1 else f"the best of {first} by round-trip cosine"
     if steps:
-        search += f", after {steps} refinement round{'s' if steps > 1 else ''} (each decodes v + (v - e(best)))"
+        more = f"{candidates} more" if candidates > 1 else "one more"
+        rounds = f"{steps} refinement round{'s' if steps > 1 else ''}"
+        search = (
+            f"the best by round-trip cosine of {first} and {more} from each of {rounds} (a round decodes"
+            " v + (v - e(best)))"
+        )
     return (
         f"`glae_st.decode` keeps {search} by default (the model's `decoding` setting); pass `num_candidates=1, "
         "refinement_steps=0` for plain greedy decoding, the fastest"

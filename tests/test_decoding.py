@@ -139,6 +139,29 @@ def test_round_trip_decoding_keeps_the_candidate_closest_to_the_input(tiny_model
         assert reranked_scores[row] >= scores[row] - 1e-5 or greedy[row] not in candidates
 
 
+def test_the_search_keeps_the_first_finished_candidates_and_plain_decoding_the_default_stop(tiny_model, monkeypatch):
+    """Round-trip candidates are the first K hypotheses to finish (transformers' ``early_stopping=True``); greedy and
+    plain beam search keep transformers' default stopping heuristic."""
+    module = tiny_model[0]
+    calls: list[dict] = []
+    real = module.generate
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "generate", spy)
+    embeddings = tiny_model.encode(TEXTS[:2])
+    glae_st.decode(tiny_model, embeddings, max_new_tokens=4)
+    glae_st.decode(tiny_model, embeddings, max_new_tokens=4, num_beams=3)
+    glae_st.decode(tiny_model, embeddings, max_new_tokens=4, num_candidates=3)
+    assert [(call["num_beams"], call["num_return_sequences"], call["early_stopping"]) for call in calls] == [
+        (1, 1, False),
+        (3, 1, False),
+        (3, 3, True),
+    ]
+
+
 def test_normalised_embeddings_are_rescaled_or_refused(tiny_model):
     raw = tiny_model.encode(TEXTS[:2])
     normalised = tiny_model.encode(TEXTS[:2], normalize_embeddings=True)

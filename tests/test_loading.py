@@ -226,7 +226,7 @@ def test_real_default_model_encodes_and_decodes():
     texts, scores = glae_st.decode(model, embeddings, max_new_tokens=24, return_scores=True)
     assert len(texts) == 2 and all(isinstance(text, str) and text for text in texts)
     # the default decodes with the setting chosen for it on dev: at least as close a round trip as greedy
-    assert model[0].decoding == {"num_candidates": 32}
+    assert model[0].decoding == {"num_candidates": 16, "refinement_steps": 1}
     _, greedy_scores = glae_st.decode(
         model, embeddings, max_new_tokens=24, num_candidates=1, refinement_steps=0, return_scores=True
     )

