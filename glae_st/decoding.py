@@ -106,10 +106,10 @@ def decode(
     ``</text>``, in batches, with the KV cache (``transformers`` ``generate``).
 
     With ``num_candidates=K > 1`` it is a round trip, as vec2text's re-embedding step (Morris et al., 2023, "Text
-    Embeddings Reveal (Almost) As Much As Text"): a beam search of width K stops at the first K finished candidates per
-    vector, each is encoded again, and the one whose embedding is closest (cosine) to the input wins. ``return_scores=True`` also returns that
-    cosine between the input and the re-encoded text of each result: a confidence that users can threshold (near
-    1: the text encodes back to the same vector).
+    Embeddings Reveal (Almost) As Much As Text"): a beam search of width K stops at the first K finished candidates
+    per vector, each is encoded again, and the one whose embedding is closest (cosine) to the input wins.
+    ``return_scores=True`` also returns that cosine between the input and the re-encoded text of each result: a
+    confidence that users can threshold (near 1: the text encodes back to the same vector).
 
     ``refinement_steps=S`` adds S rounds of correction in the spirit of vec2text's iterative corrector, with no
     trained corrector: a round decodes ``v + (v - e(best))``, the input pushed away from the embedding of the best

@@ -398,17 +398,19 @@ def describe_decoding(decoding: dict[str, int] | None) -> str:
     if setting == GREEDY_DECODING:
         return "`glae_st.decode` decodes greedily by default"
     candidates, steps = setting["num_candidates"], setting["refinement_steps"]
-    first = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "a greedy decode"
     if candidates > 1:
-        first = f"{candidates} beams"
-    search = first if candidates == 1 else f"the best of {first} by round-trip cosine"
+        first, more = f"{candidates} beams", f"{candidates} more"
+    else:
+        first = f"a beam of {setting['num_beams']}" if setting["num_beams"] > 1 else "a greedy decode"
+        more = "one more"
     if steps:
-        more = f"{candidates} more" if candidates > 1 else "one more"
         rounds = f"{steps} refinement round{'s' if steps > 1 else ''}"
         search = (
-            f"the best by round-trip cosine of {first} and {more} from each of {rounds} (a round decodes"
-            " v + (v - e(best)))"
+            f"the best by round-trip cosine of {first} and {more} from each of {rounds}"
+            " (a round decodes v + (v - e(best)))"
         )
+    else:
+        search = f"the best of {first} by round-trip cosine" if candidates > 1 else first
     return (
         f"`glae_st.decode` keeps {search} by default (the model's `decoding` setting); pass `num_candidates=1, "
         "refinement_steps=0` for plain greedy decoding, the fastest"
