@@ -25,6 +25,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from glae_st import corpora
+from glae_st.atomic import atomic_path
 from glae_st.decoding import decode, glae_module
 from glae_st.evaluation import exact_match, token_f1
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
@@ -165,8 +166,9 @@ def audit(
     }
 
 
-def plot_report(report: dict[str, Any], path: Path) -> None:
-    """Bars of token F1 and exact match per length bucket (PNG)."""
+def plot_report(report: dict[str, Any], path: Path, force: bool = True) -> None:
+    """Bars of token F1 and exact match per length bucket (PNG), written all at once (an existing file is replaced
+    only if ``force``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,5 +185,8 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     axis.set_title(f"{report['models']['foreign']} embeddings decoded by GLAE")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        with atomic_path(path, force) as temporary:
+            figure.savefig(temporary, dpi=120, format="png")
+    finally:
+        plt.close(figure)

