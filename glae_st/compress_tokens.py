@@ -14,7 +14,9 @@ from glae_st.module import GLAEEmbedding, check_positive_int, padded_positions
 
 class CompressTokenEmbedding(GLAEEmbedding):
     """The pooling of AutoRegEmbed ("Following the Autoregressive Nature of LLM Embeddings via Compression and
-    Alignment", Deng et al., 2025, arXiv 2502.11401), as an alternative to GLAE's single ``<embedding>`` token.
+    Alignment", Deng et al., 2025, arXiv 2502.11401), as an alternative to GLAE's single ``<embedding>`` token: the
+    second method of this design (trained with :class:`~glae_st.losses.ConditionalAlignmentLoss`) and the baseline that
+    the benchmarks compare GLAE with.
 
     The encode prompt ends with ``num_compress_tokens`` learned tokens ``<compress_0>`` ... after ``</text>``
     instead of ``<embedding>``; the embedding is the mean of their last-layer states (after the final norm, as

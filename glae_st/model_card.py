@@ -38,7 +38,6 @@ from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENS
 from glae_st.decoding import decode, glae_module
 from glae_st.module import (
     ADAPTER_FOLDER,
-    DECODER_ADAPTER,
     GREEDY_DECODING,
     MAIN_ADAPTER,
     RECURRENCE_ADAPTER,
@@ -226,7 +225,7 @@ class GLAEModelCardData(SentenceTransformerModelCardData):
 
 def trained_weight_files(model_path: str | Path) -> list[Path]:
     """The files of a saved GLAE model that training changes: bridge and special-token rows, then the LoRA adapter
-    (and the decoder adapter in its subfolder)."""
+    (and the recurrence adapter in its subfolder)."""
     folder = Path(model_path)
     return [folder / WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).rglob("*.safetensors"))]
 
@@ -378,11 +377,6 @@ def _describe_adapter(module: GLAEEmbedding) -> str | None:
     description = (
         f"LoRA adapter (peft): rank {config.r}, alpha {config.lora_alpha}, dropout {config.lora_dropout}, on {targets}"
     )
-    if DECODER_ADAPTER in peft_config:
-        description += (
-            f"; the decode prompt has a LoRA adapter of its own (rank {peft_config[DECODER_ADAPTER].r}), trained on "
-            "reconstruction over the frozen embeddings"
-        )
     if RECURRENCE_ADAPTER in peft_config:
         description += (
             f"; the Fig. 3 recurrence and the continue prompt have a LoRA adapter of their own (rank "

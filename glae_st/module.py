@@ -28,16 +28,16 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "glae_weights.safetensors"
 ADAPTER_FOLDER = "adapter"
 MAIN_ADAPTER = "default"
-"""The peft adapter of encoding (and of decoding, the Fig. 3 recurrence and the continue prompt, for each of them
-that has no adapter of its own)."""
-DECODER_ADAPTER = "decoder"
-"""The optional peft adapter of the decode prompt alone (:meth:`GLAEEmbedding.add_decoder_adapter`); peft saves it in
-``adapter/decoder``."""
+"""The peft adapter of encoding and decoding (and of the Fig. 3 recurrence and the continue prompt, unless the model
+has a :data:`RECURRENCE_ADAPTER`)."""
 RECURRENCE_ADAPTER = "recurrence"
 """The optional peft adapter of the Fig. 3 recurrence and the continue prompt (:meth:`GLAEEmbedding.add_recurrence_adapter`);
 peft saves it in ``adapter/recurrence``."""
-EXTRA_ADAPTERS = (DECODER_ADAPTER, RECURRENCE_ADAPTER)
+EXTRA_ADAPTERS = (RECURRENCE_ADAPTER,)
 """The adapters a model may carry beside :data:`MAIN_ADAPTER`, each a copy of it at first that trains alone."""
+REMOVED_DECODER_ADAPTER = "decoder"
+"""The folder (``adapter/decoder``) of the decode prompt's own adapter, an experiment that is no longer shipped:
+:meth:`GLAEEmbedding.load` refuses a model that has one rather than decode it with another adapter."""
 PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -58,10 +58,9 @@ class GLAEEmbedding(InputModule):
     - the last decoder layer and the LM head are never run, and in layer -2 the MLP runs at the ``<embedding>``
       position only.
 
-    A model may carry more LoRA adapters, each trained while the rest of the model stays frozen: one for the decode
-    prompt (:meth:`add_decoder_adapter`), which makes decoding more faithful without moving a single embedding, and
-    one for the Fig. 3 recurrence and the continue prompt (:meth:`add_recurrence_adapter`), which teaches long texts
-    without changing how a text of one chunk is embedded or decoded.
+    A model may carry a second LoRA adapter, trained while the rest of the model stays frozen: one for the Fig. 3
+    recurrence and the continue prompt (:meth:`add_recurrence_adapter`), which teaches long texts without changing how
+    a text of one chunk is embedded or decoded.
 
     The special tokens ``<embedding>``, ``</embedding>``, ``<text>``, ``</text>`` are added when the tokenizer lacks
     them; each new row starts as the mean embedding of the pieces of its own spelling, so an untrained model
@@ -85,8 +84,6 @@ class GLAEEmbedding(InputModule):
             iterative encoding on a model that was not warns, since it reads later chunks through an untrained prompt.
         embedding_norm: The typical (median) L2 norm of this model's embeddings, measured when the model is saved
             after training; :func:`glae_st.decode` rescales L2-normalised embeddings to it.
-        decoder_slots: With a decoder adapter, the decode prompt may read each vector as this many input
-            embeddings through a bridge of its own (:meth:`add_decoder_adapter`); None uses the main bridge.
         extra_adapter_dtype: ``"float32"`` or ``"float16"``: the dtype :meth:`save` stores the extra adapters in
             (:data:`EXTRA_ADAPTERS`; the main adapter is always float32). float16 halves their files; they load back
             into float32 weights, with float16's rounding of the stored factors (a relative 5e-4).
@@ -114,7 +111,6 @@ class GLAEEmbedding(InputModule):
         "inference_dtype",
         "embedding_norm",
         "trained_recurrence",
-        "decoder_slots",
         "extra_adapter_dtype",
         "decoding",
     ]
@@ -129,7 +125,6 @@ class GLAEEmbedding(InputModule):
         inference_dtype: Literal["auto", "float32", "bfloat16"] = "auto",
         embedding_norm: float | None = None,
         trained_recurrence: bool = False,
-        decoder_slots: int | None = None,
         extra_adapter_dtype: Literal["float32", "float16"] = "float32",
         decoding: dict[str, int] | None = None,
         model_kwargs: dict[str, Any] | None = None,
@@ -173,7 +168,6 @@ class GLAEEmbedding(InputModule):
                 f"GLAE reads layer -2, so the backbone needs at least 2 layers, not {config.num_hidden_layers}."
             )
         self.bridge = EmbeddingBridge(config.hidden_size, self.causal_lm.get_input_embeddings().embedding_dim)
-        self.decoder_bridge = None if decoder_slots is None else self._new_decoder_bridge(decoder_slots)
         self.encode_prefix_ids = self._token_ids(prompts.ENCODE.prefix)
         self.encode_suffix_ids = self._token_ids(self.encode_answer)
         self.decode_prefix_ids = self._token_ids(prompts.DECODE.prefix)
@@ -274,47 +268,10 @@ class GLAEEmbedding(InputModule):
         self._unfolded_weights = None
 
     @property
-    def has_decoder_adapter(self) -> bool:
-        """Whether decoding has a LoRA adapter of its own (:data:`DECODER_ADAPTER`)."""
-        return DECODER_ADAPTER in getattr(self.causal_lm, "peft_config", {})
-
-    @property
     def has_recurrence_adapter(self) -> bool:
         """Whether the Fig. 3 recurrence and the continue prompt have a LoRA adapter of their own
         (:data:`RECURRENCE_ADAPTER`)."""
         return RECURRENCE_ADAPTER in getattr(self.causal_lm, "peft_config", {})
-
-    @property
-    def decoder_slots(self) -> int | None:
-        """Input embeddings per vector in the decode prompt's own bridge; None when decoding uses the main bridge."""
-        return None if self.decoder_bridge is None else self.decoder_bridge.slots
-
-    def _new_decoder_bridge(self, slots: int) -> EmbeddingBridge:
-        check_positive_int("decoder_slots", slots)
-        width = self.bridge.projection.out_features
-        return EmbeddingBridge(self.get_embedding_dimension(), width, slots=slots).to(self.bridge.projection.weight)
-
-    def add_decoder_adapter(self, rank: int | None = None, slots: int | None = None) -> None:
-        """Give the decode prompt a LoRA adapter of its own, starting as an exact copy of the main adapter.
-
-        Encoding keeps the main adapter, so training only this one (with reconstruction on embeddings computed
-        beforehand, ``training/configs/smollm2-decoder.yaml``) raises decode fidelity while every embedding stays
-        as it was: the idea of inverting a frozen embedder (vec2text: Morris et al., 2023, "Text Embeddings Reveal
-        (Almost) As Much As Text"), with GLAE's own decoder as the starting point. A ``rank`` above the main
-        adapter's adds capacity: the extra rank starts with zero ``B`` rows, so the copy is still exact. Only the
-        new adapter trains afterwards. With ``slots``, the decode prompt reads each vector as that many input
-        embeddings through a bridge of its own (each slot a copy of the main bridge at first), which trains too.
-
-        Raises:
-            ValueError: The model has no main LoRA adapter, already has a decoder adapter, ``rank`` is smaller
-                than the main adapter's, or ``slots`` is not a positive integer.
-        """
-        if slots is not None:
-            check_positive_int("slots", slots)
-        self._add_adapter_copy(DECODER_ADAPTER, rank)
-        if slots is not None:
-            self.decoder_bridge = self._new_decoder_bridge(slots)
-            self.decoder_bridge.copy_slots_from(self.bridge)
 
     def add_recurrence_adapter(self, rank: int | None = None) -> None:
         """Give the paper's long-text prompts, the Fig. 3 recurrence (:meth:`iterate`) and the Fig. 2 continue prompt
@@ -324,7 +281,8 @@ class GLAEEmbedding(InputModule):
         training only this one (``training/configs/smollm2-recurrence.yaml``) teaches the model to carry later chunks
         in its vector while every text of one chunk keeps its embedding and its decode, bit for bit: the long-text
         skills of the GLAE paper (Zhang et al., 2024, section 5) without the short-text cost of training them into
-        the shared weights. ``rank`` works as in :meth:`add_decoder_adapter`. Only the new adapter trains afterwards.
+        the shared weights. A ``rank`` above the main adapter's adds capacity: the extra rank starts with zero ``B``
+        rows, so the copy is still exact. Only the new adapter trains afterwards.
 
         Example::
 
@@ -786,11 +744,10 @@ class GLAEEmbedding(InputModule):
                 self.base_lm.set_attn_implementation(attention)
 
     def decode_prompt_embeds(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``; the
-        decoder adapter, if the model has one, becomes active (generation goes on with it)."""
-        self.use_adapter(DECODER_ADAPTER)
-        bridge = self.bridge if self.decoder_bridge is None else self.decoder_bridge
-        return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids, bridge)
+        """Input embeddings of ``Decode this embedding into text: <embedding>{vector}</embedding><text>``; the main
+        adapter becomes active (generation goes on with it)."""
+        self.use_adapter(MAIN_ADAPTER)
+        return self._slot_prompt_embeds(embeddings, self.decode_prefix_ids, self.decode_suffix_ids)
 
     def continue_prompt_embeds(self, memories: torch.Tensor) -> torch.Tensor:
         """Input embeddings of ``Continue the text after this embedding: <embedding>{memory}</embedding><text>``
@@ -798,17 +755,17 @@ class GLAEEmbedding(InputModule):
         trained with the recurrence adapter if the model has one, else with the main adapter (``BoundedContextLoss``),
         and that adapter becomes active."""
         self.use_adapter(RECURRENCE_ADAPTER)
-        return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids, self.bridge)
+        return self._slot_prompt_embeds(memories, self.continue_prefix_ids, self.continue_suffix_ids)
 
     def _slot_prompt_embeds(
-        self, embeddings: torch.Tensor, prefix_ids: Sequence[int], suffix_ids: Sequence[int], bridge: EmbeddingBridge
+        self, embeddings: torch.Tensor, prefix_ids: Sequence[int], suffix_ids: Sequence[int]
     ) -> torch.Tensor:
-        """``prefix`` + each vector through ``bridge`` + ``suffix``, as (batch, length, width) input embeddings."""
+        """``prefix`` + each vector through the bridge + ``suffix``, as (batch, length, width) input embeddings."""
         embed_tokens = self.causal_lm.get_input_embeddings()
         prefix = embed_tokens(torch.tensor([list(prefix_ids)], device=embeddings.device))
         suffix = embed_tokens(torch.tensor([list(suffix_ids)], device=embeddings.device))
         batch_size = embeddings.shape[0]
-        slot = bridge.as_tokens(embeddings.to(prefix.dtype))
+        slot = self.bridge(embeddings.to(prefix.dtype))[:, None]
         return torch.cat([prefix.expand(batch_size, -1, -1), slot, suffix.expand(batch_size, -1, -1)], dim=1)
 
     def reconstruction_nll(self, embeddings: torch.Tensor, target_ids: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -885,8 +842,6 @@ class GLAEEmbedding(InputModule):
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
         tensors = {f"bridge.{name}": value for name, value in self.bridge.state_dict().items()}
-        if self.decoder_bridge is not None:
-            tensors.update({f"decoder_bridge.{n}": value for n, value in self.decoder_bridge.state_dict().items()})
         input_rows = self.causal_lm.get_input_embeddings()(torch.tensor(ids, device=self.device))
         tensors["special_tokens.input_embeddings"] = input_rows
         if not self.causal_lm.config.tie_word_embeddings:
@@ -947,6 +902,15 @@ class GLAEEmbedding(InputModule):
             raise OSError(
                 f"{weights_path} is corrupt ({exc}). Restore it from the saved model or save the model again."
             ) from exc
+        if config.pop("decoder_slots", None) is not None or cls.load_file_path(
+            model_name_or_path,
+            filename="adapter_config.json",
+            **{**hub_kwargs, "subfolder": os.path.join(subfolder, ADAPTER_FOLDER, REMOVED_DECODER_ADAPTER)},
+        ):
+            raise ValueError(
+                f"{model_name_or_path!r} has a decoder adapter of its own, an experiment that glae-st no longer "
+                "ships (stages 12-13 of the training history); load it with glae-st at commit f29ffa1."
+            )
         module = cls(
             **config, model_kwargs=model_kwargs, local_files_only=local_files_only, revision=revision, token=token
         )
@@ -976,11 +940,7 @@ class GLAEEmbedding(InputModule):
 
     def _load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         try:
-            for prefix, bridge in (("bridge.", self.bridge), ("decoder_bridge.", self.decoder_bridge)):
-                if bridge is not None:
-                    bridge.load_state_dict(
-                        {n.removeprefix(prefix): t for n, t in tensors.items() if n.startswith(prefix)}
-                    )
+            self.bridge.load_state_dict({n[len("bridge.") :]: t for n, t in tensors.items() if n.startswith("bridge.")})
         except RuntimeError as exc:
             raise ValueError(
                 f"{source} does not fit this backbone ({self.backbone!r}, hidden size "

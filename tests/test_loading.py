@@ -55,6 +55,18 @@ def test_saved_model_missing_or_corrupt_weights(saved_model_dir: Path):
         glae_st.load_model(str(saved_model_dir))
 
 
+def test_a_folder_saved_with_the_removed_decoder_settings(saved_model_dir: Path):
+    """Folders saved before the decoder adapter was removed carry ``"decoder_slots": null``: they load. One with a
+    decoder adapter is refused, rather than decoded with another adapter."""
+    config_path = saved_model_dir / "glae_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "decoder_slots": None}))
+    assert "decoder_slots" not in glae_st.load_model(str(saved_model_dir))[0].get_config_dict()
+    config_path.write_text(json.dumps({**config, "decoder_slots": 4}))
+    with pytest.raises(ValueError, match="has a decoder adapter of its own.*at commit f29ffa1"):
+        glae_st.load_model(str(saved_model_dir))
+
+
 def test_weights_of_another_backbone_are_refused(saved_model_dir: Path, tiny_backbone, tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st.losses import BoundedContextLoss
 from glae_st.model_card import weights_revision
-from glae_st.module import DECODER_ADAPTER, MAIN_ADAPTER, RECURRENCE_ADAPTER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.module import MAIN_ADAPTER, RECURRENCE_ADAPTER, WEIGHTS_FILE, GLAEEmbedding
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 3 + "Rain is expected in the north tomorrow."
 SHORT = "A cat sits."
@@ -99,10 +99,10 @@ def test_training_the_recurrence_adapter_moves_long_texts_and_nothing_short(
     torch.testing.assert_close(long_after[0], expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("adapter", [RECURRENCE_ADAPTER, DECODER_ADAPTER])
-def test_an_extra_adapter_is_saved_loaded_and_part_of_the_revision(
-    iterative_lora_model: SentenceTransformer, tmp_path: Path, adapter: str
+def test_the_recurrence_adapter_is_saved_loaded_and_part_of_the_revision(
+    iterative_lora_model: SentenceTransformer, tmp_path: Path
 ):
+    adapter = RECURRENCE_ADAPTER
     iterative_lora_model.save(str(tmp_path / "one"))
     module = iterative_lora_model[0]
     getattr(module, f"add_{adapter}_adapter")()
@@ -126,9 +126,8 @@ def test_an_extra_adapter_is_saved_loaded_and_part_of_the_revision(
     assert list(glae_st.load_model(str(tmp_path / "one"))[0].causal_lm.peft_config) == [MAIN_ADAPTER]
 
 
-@pytest.mark.parametrize("adapter", [RECURRENCE_ADAPTER, DECODER_ADAPTER])
-def test_adding_an_adapter_copy_wrongly_gets_a_clear_error_and_adds_nothing(tiny_model: SentenceTransformer, adapter):
-    module = tiny_model[0]
+def test_adding_an_adapter_copy_wrongly_gets_a_clear_error_and_adds_nothing(tiny_model: SentenceTransformer):
+    module, adapter = tiny_model[0], RECURRENCE_ADAPTER
     add = getattr(module, f"add_{adapter}_adapter")
     with pytest.raises(ValueError, match=f"add_{adapter}_adapter needs a model with a main LoRA adapter"):
         add()

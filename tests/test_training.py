@@ -235,21 +235,6 @@ def test_dev_selection_needs_a_model(capsys: pytest.CaptureFixture[str]):
     assert "error: no such folder: ./no-such-run/final." in capsys.readouterr().err
 
 
-def test_decoder_recipe_dry_run_trains_only_a_decoder_adapter_on_the_models_own_embeddings(tmp_path: Path):
-    output_dir = tmp_path / "decoder"
-    config = REPO / "training" / "configs" / "smollm2-decoder.yaml"
-    arguments = ["--config", str(config), "--output-dir", str(output_dir), "--dry-run", "--set", "data.mix={news: 40}"]
-    main(arguments)
-    labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))["mixed"]
-    final = glae_st.load_model(str(output_dir / "final"))
-    assert final[0].has_decoder_adapter
-    # the labels are the model's own embeddings, and training the decoder adapter left them where they were
-    label = np.asarray(labelled["label"][0])
-    assert label.shape == (1, final.get_embedding_dimension())
-    np.testing.assert_allclose(final.encode([labelled["anchor"][0]]), label, atol=1e-4)
-    assert json.loads((output_dir / "final" / "training_config.json").read_text())["decoder_adapter"] == {"r": 64}
-
-
 def test_recurrence_recipe_dry_run_trains_only_the_long_text_adapter_and_evaluates_dev_retrieval(tmp_path: Path):
     output_dir = tmp_path / "recurrence"
     config = REPO / "training" / "configs" / "smollm2-recurrence.yaml"
@@ -257,7 +242,7 @@ def test_recurrence_recipe_dry_run_trains_only_the_long_text_adapter_and_evaluat
     labelled = DatasetDict.load_from_disk(str(output_dir / "teacher-labelled-data"))
     assert set(labelled) == {"long_documents", "continuations"}
     final = glae_st.load_model(str(output_dir / "final"))
-    assert final[0].has_recurrence_adapter and not final[0].has_decoder_adapter
+    assert list(final[0].causal_lm.peft_config) == ["default", "recurrence"]
     # trained through the recurrence, saved to truncate by default, and not warned about when iterative
     assert final[0].long_text == "truncate" and final[0].trained_recurrence is True
     log = json.loads((output_dir / "final" / "training_log.json").read_text())

@@ -34,7 +34,7 @@ from transformers.trainer_utils import get_last_checkpoint
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
-from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, DecoderReconstructionLoss, GLAELoss
+from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss
 from glae_st.model_card import read_training_record, trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
@@ -60,15 +60,9 @@ def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
 
 EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbedding}
 """``embedding.module`` of a config: GLAE's <embedding> token, or AutoRegEmbed's compress tokens."""
-LOSSES = {
-    "glae": GLAELoss,
-    "conditional_alignment": ConditionalAlignmentLoss,
-    "decoder_reconstruction": DecoderReconstructionLoss,
-}
-"""``loss.type`` of a config: GLAELoss (L1 + L2), AutoRegEmbed's ConditionalAlignmentLoss, or L2 alone on embeddings
-computed beforehand (DecoderReconstructionLoss, with ``decoder_adapter`` and ``teacher: self``)."""
-SELF_TEACHER = "self"
-"""``teacher`` of a config whose labels are the trained model's own embeddings (computed before training)."""
+LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
+"""``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss (the benchmarks'
+baseline)."""
 CONTINUATIONS = "continuations"
 """The dataset of ``data.continuations`` (Fig. 2 rows)."""
 STSB_SCORED = "stsb_scored"
@@ -78,7 +72,7 @@ DATASET_LOSSES = {CONTINUATIONS: BoundedContextLoss, STSB_SCORED: CoSENTLoss}
 loss. Their rows carry their own labels (or none), so the teacher does not label them."""
 
 
-EXTRA_ADAPTER_KEYS = ("decoder_adapter", "recurrence_adapter")
+EXTRA_ADAPTER_KEYS = ("recurrence_adapter",)
 """Config keys of runs that train one extra adapter over a frozen encoder: short texts keep their embeddings, so the
 model keeps the ``embedding_norm`` it started with instead of measuring it again (with bf16 noise)."""
 SAVED_LONG_TEXT = "saved_long_text"
@@ -110,13 +104,9 @@ def earlier_data(init_from: str) -> list[dict[str, Any]]:
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
-    """The model to train; with ``decoder_adapter: {r: R, slots: S}`` only a new decoder adapter of rank R (and,
-    with ``slots``, a decoder bridge of S slots) trains (:meth:`GLAEEmbedding.add_decoder_adapter`), and with
-    ``recurrence_adapter: {r: R}`` only a new adapter of the long-text prompts (:meth:`GLAEEmbedding.add_recurrence_adapter`),
-    over a frozen encoder and bridge."""
+    """The model to train; with ``recurrence_adapter: {r: R}`` only a new adapter of the long-text prompts
+    (:meth:`GLAEEmbedding.add_recurrence_adapter`) trains, over a frozen encoder and bridge."""
     model = build_embedding_model(config)
-    if config.get("decoder_adapter"):
-        model[0].add_decoder_adapter(config["decoder_adapter"].get("r"), config["decoder_adapter"].get("slots"))
     if config.get("recurrence_adapter"):
         model[0].add_recurrence_adapter(config["recurrence_adapter"].get("r"))
     return model
@@ -199,23 +189,15 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
     return DatasetDict(datasets)
 
 
-def add_teacher_labels(
-    config: dict[str, Any], datasets: DatasetDict, cache_dir: Path, model: SentenceTransformer
-) -> DatasetDict:
-    """Label every row with ``config["teacher"]``'s embeddings of its texts (GLAELoss's distillation term, or with
-    ``teacher: self`` the model's own embeddings for DecoderReconstructionLoss), once per output folder: the
-    labelled datasets are saved in ``cache_dir`` and read back on ``--resume``."""
+def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir: Path) -> DatasetDict:
+    """Label every row with ``config["teacher"]``'s embeddings of its texts (GLAELoss's distillation term), once per
+    output folder: the labelled datasets are saved in ``cache_dir`` and read back on ``--resume``."""
     if not config.get("teacher"):
         return datasets
     if (cache_dir / "dataset_dict.json").is_file():
         return DatasetDict.load_from_disk(str(cache_dir))
     teacher_name = config["teacher"]
-    if teacher_name == SELF_TEACHER:
-        teacher = model
-    else:
-        teacher = SentenceTransformer(
-            str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name
-        )
+    teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
     labelled = DatasetDict(
         {
             name: rows if name in DATASET_LOSSES else data.with_teacher_embeddings(rows, teacher)
@@ -312,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     train_dataset = build_datasets(config, model[0])
     if args.dry_run:
         train_dataset = cap_rows(train_dataset)
-    train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data", model)
+    train_dataset = add_teacher_labels(config, train_dataset, Path(args.output_dir) / "teacher-labelled-data")
     loss = build_loss(config, model, train_dataset)
     output_dir = Path(args.output_dir)
     training_args = SentenceTransformerTrainingArguments(

@@ -1,6 +1,5 @@
 from glae_st.losses.autoregembed import ConditionalAlignmentLoss
 from glae_st.losses.bounded_context import BoundedContextLoss
-from glae_st.losses.decoder_reconstruction import DecoderReconstructionLoss
 from glae_st.losses.glae import GLAELoss
 
-__all__ = ["BoundedContextLoss", "ConditionalAlignmentLoss", "DecoderReconstructionLoss", "GLAELoss"]
+__all__ = ["BoundedContextLoss", "ConditionalAlignmentLoss", "GLAELoss"]

@@ -16,7 +16,9 @@ from glae_st.module import check_positive_int
 
 class ConditionalAlignmentLoss(nn.Module):
     """The objective of AutoRegEmbed ("Following the Autoregressive Nature of LLM Embeddings via Compression and
-    Alignment", Deng et al., 2025, arXiv 2502.11401), on the decode path of a GLAE model.
+    Alignment", Deng et al., 2025, arXiv 2502.11401), on the decode path of a GLAE model: the second method of this
+    design (with :class:`~glae_st.CompressTokenEmbedding`'s pooling) and the baseline that the benchmarks compare
+    GLAE with.
 
     An embedding is judged by the conditional distribution it induces: ``log p(t | e)``, the log-likelihood of a
     target text ``t`` generated from ``e`` through the decode prompt and the bridge (summed over tokens). For each
