@@ -88,9 +88,10 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:
-    """The command that reruns a benchmark script from the repository root with the same arguments."""
+    """The command that reruns a benchmark script (its module's ``__file__``) from the repository root with the same
+    arguments: ``python -m benchmarks.<script> ...``."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    return shlex.join(["python", f"benchmarks/{Path(script).name}", *arguments])
+    return shlex.join(["python", "-m", f"benchmarks.{Path(script).stem}", *arguments])
 
 
 def machine_info() -> dict[str, Any]:

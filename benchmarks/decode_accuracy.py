@@ -10,10 +10,10 @@ Writes ``<output-dir>/decode_accuracy.json`` and a plot ``<output-dir>/decode_ac
 
 Examples (from the repository root)::
 
-    python benchmarks/decode_accuracy.py                       # GLAE default and untrained GLAE, 100 texts per bucket
-    python benchmarks/decode_accuracy.py --limit 10 --noise 0 0.1 0.3
-    python benchmarks/decode_accuracy.py --models runs/smollm2-default/final glae
-    python benchmarks/decode_accuracy.py --models glae --reuse benchmarks/results/decode/decode_accuracy.json
+    python -m benchmarks.decode_accuracy                       # GLAE default and untrained GLAE, 100 texts per bucket
+    python -m benchmarks.decode_accuracy --limit 10 --noise 0 0.1 0.3
+    python -m benchmarks.decode_accuracy --models runs/smollm2-default/final glae
+    python -m benchmarks.decode_accuracy --models glae --reuse benchmarks/results/decode/decode_accuracy.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import bisect
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,14 +37,6 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-import glae_st
-from glae_st.corpora import split_sentences
-from glae_st.evaluation import exact_match, token_f1
-from glae_st.module import resolve_decoding
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from benchmarks.common import (
     GLAE,
     GLAE_UNTRAINED,
@@ -58,6 +49,10 @@ from benchmarks.common import (
     smollm2_folder,
     write_json,
 )
+import glae_st
+from glae_st.corpora import split_sentences
+from glae_st.evaluation import exact_match, token_f1
+from glae_st.util import resolve_decoding
 
 BUCKETS = (8, 16, 32, 64, 128, 256)
 """Upper bounds (inclusive) of the length buckets, in backbone tokens; a bucket holds lengths above the previous bound."""

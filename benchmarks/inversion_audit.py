@@ -12,7 +12,7 @@ reference row.
 Writes ``<output-dir>/inversion_audit.json`` (one report per model, as ``glae audit`` writes), a PNG per model and
 the fitted translators (``<output-dir>/translators/<model>``). Example (from the repository root)::
 
-    python benchmarks/inversion_audit.py --fit-texts 100000 --texts 200
+    python -m benchmarks.inversion_audit --fit-texts 100000 --texts 200
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +28,6 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora, decode

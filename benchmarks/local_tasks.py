@@ -410,7 +410,7 @@ class TRECQuestionClassification(AbsTaskClassification):
 class BibleKJVWEBBitextMining(AbsTaskBitextMining):
     """Find each held-out King James verse's World English Bible translation among 1,000 verses.
 
-    The verses are the ``test`` part of :func:`training.data.bible_verse_split` (every 20th verse), which no
+    The verses are the ``test`` part of :func:`glae_st.corpora.bible_verse_split` (every 20th verse), which no
     training run sees; the first 1,000 of at most 40 words are used. Archaic against modern English: a paraphrase
     mining task, not a cross-lingual one.
     """
@@ -442,9 +442,8 @@ class BibleKJVWEBBitextMining(AbsTaskBitextMining):
         """Set ``self.dataset`` to ``{"test": Dataset(sentence1=KJV, sentence2=WEB)}``."""
         if self.data_loaded:
             return
-        from training.data import bible_verse_split
-
-        rows = [(kjv, web) for kjv, _, web in bible_verse_split("test") if len(kjv.split()) <= 40][: self.test_size]
+        verses = corpora.bible_verse_split("test")
+        rows = [(kjv, web) for kjv, _, web in verses if len(kjv.split()) <= 40][: self.test_size]
         self.dataset = DatasetDict(
             {"test": Dataset.from_dict({"sentence1": [a for a, _ in rows], "sentence2": [b for _, b in rows]})}
         )

@@ -30,7 +30,7 @@ continuation is kept beside each output, to read.
 
 Writes ``<output-dir>/long_text.json`` and ``long_text_memory.png``. Example (from the repository root)::
 
-    python benchmarks/long_text.py --limit 16 --parts lm retrieval fidelity
+    python -m benchmarks.long_text --limit 16 --parts lm retrieval fidelity
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,9 +47,6 @@ import torch
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (
     GLAE,
@@ -67,7 +63,8 @@ from benchmarks.common import (
 from glae_st import corpora
 from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
-from glae_st.module import GREEDY_DECODING, GLAEEmbedding
+from glae_st.module import GLAEEmbedding
+from glae_st.util import GREEDY_DECODING
 
 MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 """Text lengths (backbone tokens) of the memory measurement."""

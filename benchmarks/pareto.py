@@ -1,6 +1,6 @@
 """Plot STS-B dev Spearman against held-out decode token F1 for the training runs of the default.
 
-    bash training/sweep.sh && python benchmarks/pareto.py
+    bash training/sweep.sh && python -m benchmarks.pareto
 
 Reads the trainer log histories in ``training/logs``: the first 160-step default, each 40-step sweep run from it,
 every evaluation of the 400-step continuation (``smollm2-long``) and of its 40-step repulsion-weighted finish

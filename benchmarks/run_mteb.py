@@ -7,16 +7,15 @@ a summary to ``<output-dir>/summary.json``, and a table of main scores to the te
 
 Examples (from the repository root)::
 
-    python benchmarks/run_mteb.py                                  # GLAE and all baselines, default tasks
-    python benchmarks/run_mteb.py --limit 100                      # quick run, 100 rows per task
-    python benchmarks/run_mteb.py --models glae all-minilm-l6-v2 --tasks STSBenchmarkLocal
-    python benchmarks/run_mteb.py --benchmark "MTEB(eng, v2)"      # needs the Hub
+    python -m benchmarks.run_mteb                                  # GLAE and all baselines, default tasks
+    python -m benchmarks.run_mteb --limit 100                      # quick run, 100 rows per task
+    python -m benchmarks.run_mteb --models glae all-minilm-l6-v2 --tasks STSBenchmarkLocal
+    python -m benchmarks.run_mteb --benchmark "MTEB(eng, v2)"      # needs the Hub
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,6 @@ from mteb.abstasks import AbsTask, AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.cache import ResultCache
 from mteb.evaluate import OverwriteStrategy
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import command_line, machine_info, results_dir, write_json
 from benchmarks.local_tasks import LOCAL_TASKS

@@ -15,7 +15,7 @@ seconds. Start-up (pool start or actor model load) is reported beside the rate.
 
 Writes ``<output-dir>/scaling.json`` (default ``benchmarks/results/scaling``). Example (from the repository root)::
 
-    python benchmarks/scaling.py --texts 256 --workers 1 2
+    python -m benchmarks.scaling --texts 256 --workers 1 2
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import multiprocessing
 import os
 import random
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,9 +32,6 @@ from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import command_line, load_glae, machine_info, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora

@@ -19,7 +19,7 @@ measurement runs in a fresh process: after untimed warm-up passes, ``model.encod
 
 Writes ``<output-dir>/throughput.json``. Example (from the repository root)::
 
-    python benchmarks/throughput.py --limit 64 --repeats 3
+    python -m benchmarks.throughput --limit 64 --repeats 3
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import argparse
 import multiprocessing
 import random
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,15 +39,6 @@ from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-
-import glae_st
-from glae_st import corpora
-from glae_st.corpora import split_sentences
-from glae_st.evaluation import token_f1
-from glae_st.module import GREEDY_DECODING
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (
     GLAE,
@@ -63,6 +53,11 @@ from benchmarks.common import (
     smollm2_folder,
     write_json,
 )
+import glae_st
+from glae_st import corpora
+from glae_st.corpora import split_sentences
+from glae_st.evaluation import token_f1
+from glae_st.util import GREEDY_DECODING
 
 METHODS = ("glae", "glae-fp32", "glae-uncached", "mean-pooling", "minilm")
 BASELINE = "mean-pooling"

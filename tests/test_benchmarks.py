@@ -615,6 +615,7 @@ def test_throughput_decode_timing_scores_the_decodes_and_tables_show_every_ratio
 
 def test_trec_and_bible_tasks_build_mteb_layouts_from_the_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from benchmarks import local_tasks
+    from glae_st import corpora
     from training import data as training_data
 
     (tmp_path / "data").mkdir()
@@ -631,8 +632,8 @@ def test_trec_and_bible_tasks_build_mteb_layouts_from_the_packages(tmp_path: Pat
 
     verses = tuple((f"Verse {i} thou art.", f"Verse {i} asv.", f"Verse {i} you are.") for i in range(40))
     monkeypatch.setattr(local_tasks.corpora, "bible_parallel_verses", lambda: verses)
-    assert [row[0] for row in training_data.bible_verse_split("test")] == ["Verse 0 thou art.", "Verse 20 thou art."]
-    assert len(training_data.bible_verse_split("train")) == 36
+    assert [row[0] for row in corpora.bible_verse_split("test")] == ["Verse 0 thou art.", "Verse 20 thou art."]
+    assert len(corpora.bible_verse_split("train")) == 36
     bible = local_tasks.BibleKJVWEBBitextMining()
     bible.load_data()
     assert bible.dataset["test"]["sentence1"] == ["Verse 0 thou art.", "Verse 20 thou art."]

@@ -1,4 +1,4 @@
-"""training/train.py --dry-run: the glae-7b recipe's whole code path on a tiny random Llama, on a CPU."""
+"""python -m training.train --dry-run: the glae-7b recipe's whole code path on a tiny random Llama, on a CPU."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 import glae_st
 from glae_st import corpora
 from glae_st.losses import GLAELoss
+from training.batching import length_grouped_batches
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
 from training.train import (
     STSB_SCORED,
     build_datasets,
     build_loss,
     earlier_stages,
-    length_grouped_batches,
     load_config,
     main,
     resume_checkpoint,
@@ -92,9 +92,9 @@ def test_resume_is_checked_before_anything_is_built_and_never_overwrites_a_finis
 
 
 def dry_run(output_dir: Path, *launcher: str) -> None:
-    """``training/train.py --config glae-7b.yaml --dry-run``, started by ``launcher`` (python, or torchrun)."""
+    """``python -m training.train --config glae-7b.yaml --dry-run``, started by ``launcher`` (python, or torchrun)."""
     result = subprocess.run(
-        [*launcher, "training/train.py", "--config", str(GLAE_7B), "--output-dir", str(output_dir), "--dry-run"],
+        [*launcher, "-m", "training.train", "--config", str(GLAE_7B), "--output-dir", str(output_dir), "--dry-run"],
         check=False,  # the assertion below shows stderr
         cwd=REPO,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -119,7 +119,7 @@ MIXED_SOURCES = {
     "news": lambda: corpora.news_texts("train"),
     "state_of_the_union": corpora.state_of_the_union_sentences,
     "wordnet": corpora.wordnet_glosses,
-    "bible": lambda: tuple(kjv for kjv, _, _ in bible_verse_split("train")),
+    "bible": lambda: tuple(kjv for kjv, _, _ in corpora.bible_verse_split("train")),
     "brown": corpora.brown_sentences,
     "wikipedia": corpora.wikipedia_sentences,
 }
@@ -140,19 +140,12 @@ def mixed_texts(limits: dict[str, int], max_words: int = 32, seed: int = 0) -> D
     return shuffled_texts(list(dict.fromkeys(texts)), None, seed)
 
 
-def bible_verse_split(split: str) -> tuple[tuple[str, ...], ...]:
-    """Parallel (KJV, ASV, WEB) verses of one split: every 20th verse (0, 20, ...) is ``test``, every 20th from the
-    10th is ``dev`` (both held out from training), the rest ``train``."""
-    wanted = {"test": {0}, "dev": {10}, "train": set(range(20)) - {0, 10}}[split]
-    return tuple(row for index, row in enumerate(corpora.bible_parallel_verses()) if index % 20 in wanted)
-
-
 def bible_paraphrase_pairs(limit: int | None = None, max_words: int = 40, seed: int = 0) -> Dataset:
     """(anchor, positive) pairs of one training verse in two translations (KJV or ASV against WEB, archaic
     against modern English, both orders), shuffled with ``seed``."""
     rng = random.Random(seed)
     pairs = []
-    for kjv, asv, web in bible_verse_split("train"):
+    for kjv, asv, web in corpora.bible_verse_split("train"):
         if max(len(kjv.split()), len(web.split())) <= max_words:
             archaic = rng.choice((kjv, asv))
             pairs.append((archaic, web) if rng.random() < 0.5 else (web, archaic))

@@ -1,6 +1,6 @@
 """Dry runs: any training config's full code path, on a tiny random Llama and a few rows, in seconds on a CPU.
 
-``python training/train.py --config training/configs/glae-7b.yaml --output-dir /tmp/dry --dry-run`` trains the
+``python -m training.train --config training/configs/glae-7b.yaml --output-dir /tmp/dry --dry-run`` trains the
 glae-7b recipe as written (LoRA, gradient checkpointing, bf16 where the device has it, the loss, the batch samplers,
 checkpoints, evaluators, the final save and the curves) with only the sizes shrunk: the backbone, the rows per
 training dataset, the steps, the batch size and the evaluation sets. It checks a recipe, and a launch with

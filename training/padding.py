@@ -1,6 +1,6 @@
 """How much of a training batch is text and how much padding, with random batches and with length-grouped ones.
 
-    python training/padding.py runs/stage12-decoder/teacher-labelled-data --batch-size 32
+    python -m training.padding runs/stage12-decoder/teacher-labelled-data --batch-size 32
 
 Reads the datasets a run saved (``teacher-labelled-data``), counts backbone tokens per row (its text columns, each
 cut at ``--max-seq-length`` as the encoder cuts them) and reports, for one epoch of each batch sampler, the share of
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,11 +21,9 @@ from datasets import DatasetDict
 from torch.utils.data import BatchSampler, RandomSampler
 from transformers import AutoTokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from glae_st.backbone import _cached_smollm2
+from training.batching import length_grouped_batches
 from training.data import text_columns
-from training.train import length_grouped_batches
 
 
 def padding_report(lengths: np.ndarray, batches: Sequence[Sequence[int]]) -> dict[str, float]:

@@ -2,16 +2,14 @@
 raw and after L2-normalising and rescaling to the median norm, for each model given. Prints one JSON object keyed by
 model::
 
-    python training/select_on_dev.py runs/distill/final runs/default-1340 > training/logs/smollm2-distill.dev-selection.json
+    python -m training.select_on_dev runs/distill/final runs/default-1340 > training/logs/smollm2-distill.dev-selection.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +20,8 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st import corpora
 from glae_st.evaluation import token_f1
-from glae_st.module import GREEDY_DECODING
+from glae_st.util import GREEDY_DECODING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training import data
 
 DECODE_TEXTS = 64

@@ -6,8 +6,8 @@ Spearman and decode token F1 on the held-out dev sentences). Reported per settin
 ``train_runtime`` over the steps, evaluation excluded), text tokens per second (the mean backbone tokens of a
 training row's texts, times rows per step, over seconds per step) and the two scores.
 
-    python training/speed.py --steps 20                      # fp32 and bf16 on configs/smollm2-distill.yaml
-    python training/speed.py --config training/configs/smollm2-default.yaml --steps 10
+    python -m training.speed --steps 20                      # fp32 and bf16 on configs/smollm2-distill.yaml
+    python -m training.speed --config training/configs/smollm2-default.yaml --steps 10
 
 Writes ``<output-dir>/speed.json`` (default ``training/logs/speed``).
 """
@@ -56,7 +56,7 @@ def run_setting(config: str, output_dir: Path, bf16: str, steps: int, extra: lis
         "training.warmup_steps=0",
         *extra,
     ]
-    command = [sys.executable, str(REPO_ROOT / "training" / "train.py"), "--config", config, "--output-dir"]
+    command = [sys.executable, "-m", "training.train", "--config", config, "--output-dir"]
     command += [str(output_dir), *(argument for override in overrides for argument in ("--set", override))]
     subprocess.run(command, check=True, cwd=REPO_ROOT)
     log = json.loads((output_dir / "final" / "training_log.json").read_text())
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for measurement in results.values():
         measurement["speedup_vs_fp32"] = results["fp32"]["seconds_per_step"] / measurement["seconds_per_step"]
     payload = {
-        "command": " ".join(["python", "training/speed.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "training.speed", *(argv if argv is not None else sys.argv[1:])]),
         "config": args.config,
         "results": results,
     }

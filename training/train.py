@@ -1,9 +1,9 @@
 """Train a GLAE model with sentence-transformers' trainer, peft LoRA and GLAELoss.
 
-    python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2
-    python training/train.py --config training/configs/smollm2-default.yaml --output-dir runs/smollm2 --resume
-    accelerate launch training/train.py --config training/configs/glae-7b.yaml --output-dir runs/glae-7b   # multi-GPU
-    python training/train.py --config training/configs/glae-7b.yaml --output-dir /tmp/dry --dry-run  # CPU, seconds
+    python -m training.train --config training/configs/smollm2-default.yaml --output-dir runs/smollm2
+    python -m training.train --config training/configs/smollm2-default.yaml --output-dir runs/smollm2 --resume
+    accelerate launch -m training.train --config training/configs/glae-7b.yaml --output-dir runs/glae-7b   # multi-GPU
+    python -m training.train --config training/configs/glae-7b.yaml --output-dir /tmp/dry --dry-run  # CPU, seconds
 
 Every run is seeded; checkpoints (adapter, bridge, special-token rows, optimizer) land in ``output-dir`` every
 ``save_steps``; ``--resume`` continues from the newest one. The log history (JSON) and curves (PNG) are written
@@ -15,29 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.base.sampler import BatchSamplers, DefaultBatchSampler, MultiDatasetBatchSamplers
+from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 from torch import nn
 from transformers import set_seed
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss
 from glae_st.model_card import read_training_record, trained_steps, write_model_card
 from glae_st.registry import hub_offline_reason
 from training import data
+from training.batching import BATCH_SAMPLERS
 from training.dry_run import cap_rows, dry_run_config
 from training.evaluators import EVALUATORS, build_evaluator, selected_evaluators
 from training.plots import plot_training_curves
@@ -218,29 +215,6 @@ def build_loss(
     if not DATASET_LOSSES.keys() & datasets.keys():
         return loss
     return {name: DATASET_LOSSES[name](model) if name in DATASET_LOSSES else loss for name in datasets}
-
-
-def length_grouped_batches(
-    dataset: Dataset,
-    batch_size: int,
-    drop_last: bool,
-    valid_label_columns: list[str] | None = None,
-    generator: torch.Generator | None = None,
-    seed: int = 0,
-) -> DefaultBatchSampler:
-    """Batches of texts of similar length (``training.batch_sampler: length_grouped``), so little of a step is spent
-    on padding: transformers' ``LengthGroupedSampler`` shuffles, sorts megabatches of 50 batches by characters of
-    text, and yields the batches of each in random order."""
-    columns = data.text_columns(dataset)
-    lengths = [sum(len(row[name]) for name in columns) for row in dataset.select_columns(columns)]
-    sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
-    return DefaultBatchSampler(
-        sampler, batch_size, drop_last, valid_label_columns=valid_label_columns, generator=generator, seed=seed
-    )
-
-
-BATCH_SAMPLERS = {"no_duplicates": BatchSamplers.NO_DUPLICATES, "length_grouped": length_grouped_batches}
-"""``training.batch_sampler`` of a config (default ``no_duplicates``: in-batch negatives must differ)."""
 
 
 def resume_checkpoint(output_dir: Path, max_steps: int) -> str:
