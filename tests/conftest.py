@@ -116,3 +116,26 @@ def _train_toy_autoencoder(
 def train_toy_autoencoder():
     """A function that trains a GLAE module on a few texts until it reconstructs them (returns model, last loss)."""
     return _train_toy_autoencoder
+
+
+@pytest.fixture
+def news_articles() -> list[str]:
+    """Two short news articles of several sentences, for the benchmarks that cut texts out of held-out articles."""
+    return [
+        "Rain fell in the north. The river rose overnight. Roads were closed near the bridge. Crews worked all day.",
+        "Stocks fell sharply on Monday. Banks led the losses. The dollar was steady against the yen.",
+    ]
+
+
+@pytest.fixture
+def vader_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cached copy of a small movieReviewSnippets ground-truth file for the offline VADER task (no download)."""
+    from benchmarks.local_tasks import vader_cache_dir
+
+    monkeypatch.setenv("GLAE_ST_CACHE", str(tmp_path))
+    folder = vader_cache_dir()
+    folder.mkdir(parents=True)
+    lines = [f"{i}\t{2.5 if i % 2 else -1.5}\tSnippet number {i}." for i in range(1, 21)]
+    lines += ["21\t0.0\tA neutral snippet.", "22\t3.0\tSnippet number 1."]  # neutral, and a duplicate text
+    (folder / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return folder
