@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": table,
         "raw": {"light": times, "heavy": heavy},
     }
-    sys.path.insert(0, str(REPO_ROOT))
-    from glae_st.atomic import write_text
+    from glae_st.atomic import write_text  # run as a module from the repository root: its glae_st
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.output, json.dumps(report, indent=1) + "\n")

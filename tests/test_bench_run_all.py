@@ -22,7 +22,7 @@ def test_report_renders_every_section(tmp_path: Path):
     }
     results = {
         "mteb/summary.json": {
-            "command": "python benchmarks/run_mteb.py --limit 8",
+            "command": "python -m benchmarks.run_mteb --limit 8",
             "online": False,
             "limit": 8,
             "tasks": {"STSBenchmarkLocal": {"type": "STS", "main_score": "cosine_spearman"}},
@@ -30,7 +30,7 @@ def test_report_renders_every_section(tmp_path: Path):
             "machine": machine,
         },
         "decode/decode_accuracy.json": {
-            "command": "python benchmarks/decode_accuracy.py --limit 8",
+            "command": "python -m benchmarks.decode_accuracy --limit 8",
             "config": {
                 "texts_per_bucket": 8,
                 "buckets": {"8": 1},
@@ -41,7 +41,7 @@ def test_report_renders_every_section(tmp_path: Path):
             "machine": machine,
         },
         run_all.RESULT_FILES["audit"]: {
-            "command": "python benchmarks/inversion_audit.py --fit-texts 100",
+            "command": "python -m benchmarks.inversion_audit --fit-texts 100",
             "audited_texts": 3,
             "glae_own": {"token_f1": 0.5, "exact_match": 0.0, "names_recovered": None, "numbers_recovered": 1.0},
             "models": {
@@ -53,7 +53,7 @@ def test_report_renders_every_section(tmp_path: Path):
             "machine": machine,
         },
         "scaling/scaling.json": {
-            "command": "python benchmarks/scaling.py --texts 8",
+            "command": "python -m benchmarks.scaling --texts 8",
             "config": {"texts": 8, "batch_size": 4, "cores": 2},
             "results": [
                 {
@@ -81,7 +81,7 @@ def test_report_renders_every_section(tmp_path: Path):
     assert "The rows of glae come from an earlier run on the same texts" in report
     assert "![Decoding fidelity vs text length](decode/decode_accuracy.png)" in report
     assert "## Encoding throughput\n\nNot run." in report
-    assert "python benchmarks/run_mteb.py --limit 8\npython benchmarks/decode_accuracy.py --limit 8" in report
+    assert "python -m benchmarks.run_mteb --limit 8\npython -m benchmarks.decode_accuracy --limit 8" in report
     assert "| all-MiniLM-L6-v2 | 1,000 | 30.0 | 0.0 | 25.0 | 50.0 |" in report
     assert "| GLAE itself (its own embeddings) | - | 50.0 | 0.0 | n/a | 100.0 |" in report
     assert "| single | 1 | 10.0 | 1.00x | 0.0 | 0.0e+00 |" in report
