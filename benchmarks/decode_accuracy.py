@@ -52,7 +52,7 @@ from benchmarks.common import (
 import glae_st
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import exact_match, token_f1
-from glae_st.module import resolve_decoding
+from glae_st.util import resolve_decoding
 
 BUCKETS = (8, 16, 32, 64, 128, 256)
 """Upper bounds (inclusive) of the length buckets, in backbone tokens; a bucket holds lengths above the previous bound."""

@@ -63,7 +63,8 @@ from benchmarks.common import (
 from glae_st import corpora
 from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
-from glae_st.module import GREEDY_DECODING, GLAEEmbedding
+from glae_st.module import GLAEEmbedding
+from glae_st.util import GREEDY_DECODING
 
 MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
 """Text lengths (backbone tokens) of the memory measurement."""

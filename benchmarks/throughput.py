@@ -57,7 +57,7 @@ import glae_st
 from glae_st import corpora
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import token_f1
-from glae_st.module import GREEDY_DECODING
+from glae_st.util import GREEDY_DECODING
 
 METHODS = ("glae", "glae-fp32", "glae-uncached", "mean-pooling", "minilm")
 BASELINE = "mean-pooling"

@@ -9,7 +9,8 @@ import torch
 
 from glae_st import prompts
 from glae_st.backbone import SMOLLM2_BACKBONE
-from glae_st.module import GLAEEmbedding, check_positive_int, padded_positions
+from glae_st.module import GLAEEmbedding
+from glae_st.util import check_positive_int, padded_positions
 
 
 class CompressTokenEmbedding(GLAEEmbedding):

@@ -11,7 +11,8 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import trange
 
 from glae_st import prompts
-from glae_st.module import GLAEEmbedding, check_decoding_setting, check_positive_int, resolve_decoding
+from glae_st.module import GLAEEmbedding
+from glae_st.util import check_decoding_setting, check_positive_int, resolve_decoding
 
 logger = logging.getLogger(__name__)
 

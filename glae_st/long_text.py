@@ -13,7 +13,9 @@ from tqdm.auto import tqdm
 
 from glae_st import prompts
 from glae_st.decoding import glae_module
-from glae_st.module import RECURRENCE_ADAPTER, GLAEEmbedding, check_positive_int, validate_texts
+from glae_st.adapters import RECURRENCE_ADAPTER
+from glae_st.module import GLAEEmbedding
+from glae_st.util import check_positive_int, validate_texts
 
 
 @dataclass

@@ -36,15 +36,9 @@ from transformers.modelcard import make_markdown_table
 from glae_st import __version__, prompts
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.decoding import decode, glae_module
-from glae_st.module import (
-    ADAPTER_FOLDER,
-    GREEDY_DECODING,
-    MAIN_ADAPTER,
-    RECURRENCE_ADAPTER,
-    WEIGHTS_FILE,
-    GLAEEmbedding,
-    resolve_decoding,
-)
+from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
+from glae_st.module import ADAPTER_FOLDER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.util import GREEDY_DECODING, resolve_decoding
 from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
 
 TRAINING_CONFIG_FILE = "training_config.json"

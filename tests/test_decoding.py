@@ -17,7 +17,8 @@ def test_decode_returns_one_string_per_embedding(tiny_model, count, batch_size, 
     embeddings = tiny_model.encode(TEXTS[:count])
     texts = glae_st.decode(tiny_model, embeddings, max_new_tokens=4, batch_size=batch_size, num_beams=num_beams)
     assert len(texts) == count and all(isinstance(text, str) for text in texts)
-    assert texts == tiny_model[0].decode(torch.as_tensor(embeddings), max_new_tokens=4, num_beams=num_beams)
+    module_texts = glae_st.decode(tiny_model[0], torch.as_tensor(embeddings), max_new_tokens=4, num_beams=num_beams)
+    assert texts == module_texts  # the module alone, and a torch tensor, decode the same
 
 
 def test_decode_batches_give_the_same_text_as_one_by_one(tiny_model):

@@ -235,9 +235,9 @@ def test_bf16_inference_is_close_to_float32_and_auto_follows_the_hardware(tiny_m
     module.eval()
     module.inference_dtype = "auto"
     monkeypatch.delenv("GLAE_ST_INFERENCE_DTYPE")
-    monkeypatch.setattr("glae_st.module.bf16_is_fast", lambda device: False)
+    monkeypatch.setattr("glae_st.precision.bf16_is_fast", lambda device: False)
     assert module.compute_dtype() == torch.float32
-    monkeypatch.setattr("glae_st.module.bf16_is_fast", lambda device: True)
+    monkeypatch.setattr("glae_st.precision.bf16_is_fast", lambda device: True)
     assert module.compute_dtype() == torch.bfloat16
     monkeypatch.setenv("GLAE_ST_INFERENCE_DTYPE", "float32")
     assert module.compute_dtype() == torch.float32

@@ -14,7 +14,8 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st.losses import BoundedContextLoss
 from glae_st.model_card import weights_revision
-from glae_st.module import MAIN_ADAPTER, RECURRENCE_ADAPTER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
+from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 3 + "Rain is expected in the north tomorrow."
 SHORT = "A cat sits."

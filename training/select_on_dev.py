@@ -20,7 +20,7 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st import corpora
 from glae_st.evaluation import token_f1
-from glae_st.module import GREEDY_DECODING
+from glae_st.util import GREEDY_DECODING
 
 from training import data
 

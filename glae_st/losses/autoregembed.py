@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from glae_st.decoding import glae_module
 from glae_st.losses.weights import check_term_weights
-from glae_st.module import check_positive_int
+from glae_st.util import check_positive_int
 
 
 class ConditionalAlignmentLoss(nn.Module):
