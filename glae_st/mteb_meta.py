@@ -20,10 +20,10 @@ from mteb.models import ModelMeta, SentenceTransformerEncoderWrapper
 from mteb.models.model_meta import ScoringFunction
 from safetensors import safe_open
 
-from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE, _cached_smollm2
-from glae_st.model_card import read_training_record, trained_weight_files, weights_revision
+from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE, cached_smollm2
 from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 from glae_st.registry import DEFAULT_MODEL, load_model
+from glae_st.saved_model import read_training_record, trained_weight_files, weights_revision
 
 MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark", "stsb_scored": "STSBenchmark"}
 """mteb names of the training data that a ``data`` setting of ``training_config.json`` selects: STS-B *train* pairs
@@ -55,7 +55,7 @@ def glae_model_meta(
             :data:`MTEB_TRAINING_DATA`), and unknown without one.
 
     Returns:
-        Metadata whose ``revision`` is :func:`~glae_st.model_card.weights_revision`, a hash of the trained GLAE
+        Metadata whose ``revision`` is :func:`~glae_st.saved_model.weights_revision`, a hash of the trained GLAE
         weights (bridge, special-token rows, LoRA adapter), so results of a retrained model never mix with older ones
         in an mteb results folder.
 
@@ -101,7 +101,7 @@ def glae_model_meta(
 def _local_backbone_folder(backbone: str) -> Path | None:
     """The local Hugging Face folder of a backbone name, or None for a Hub id."""
     if backbone == SMOLLM2_BACKBONE:
-        return _cached_smollm2()
+        return cached_smollm2()
     return Path(backbone) if Path(backbone).is_dir() else None
 
 

@@ -29,7 +29,7 @@ class EmbeddingTranslator(Module):
 
     It is a sentence-transformers module: appended to the source model it turns its ``sentence_embedding`` into
     GLAE-space vectors, and it saves and loads as a ``config.json`` plus ``model.safetensors``. The config names
-    both models and the target's weights revision (:func:`glae_st.model_card.weights_revision`), and
+    both models and the target's weights revision (:func:`glae_st.saved_model.weights_revision`), and
     :meth:`check_source` and :meth:`check_target` refuse a source model or GLAE weights it was not fitted for.
 
     Args:

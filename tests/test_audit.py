@@ -12,7 +12,7 @@ from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st import audit
-from glae_st.model_card import weights_revision
+from glae_st.saved_model import weights_revision
 from glae_st.translator import EmbeddingTranslator
 from tests.test_cli import assert_one_line_error, files_under, run_cli
 

@@ -22,9 +22,9 @@ from glae_st.model_card import (
     describe_decoding,
     main,
     read_benchmark_report,
-    weights_revision,
     write_model_card,
 )
+from glae_st.saved_model import weights_revision
 
 TRAINING_CONFIG = {
     "backbone": "tiny",

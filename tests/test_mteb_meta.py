@@ -9,7 +9,7 @@ import pytest
 
 import glae_st
 from glae_st import GLAEEmbedding
-from glae_st.model_card import weights_revision
+from glae_st.saved_model import weights_revision
 from glae_st.mteb_meta import glae_model_meta
 
 

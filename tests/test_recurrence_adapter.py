@@ -13,7 +13,7 @@ from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st.losses import BoundedContextLoss
-from glae_st.model_card import weights_revision
+from glae_st.saved_model import weights_revision
 from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
 from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
 

@@ -342,12 +342,12 @@ def fake_cache(tmp_path, monkeypatch, tiny_backbone):
 
 
 def test_the_cache_is_built_once_with_a_record_and_nothing_left_beside_it(fake_cache):
-    folder = backbone._cached_smollm2()
+    folder = backbone.cached_smollm2()
     assert folder == backbone.smollm2_cache_folder() and len(fake_cache) == 1
     record = json.loads((folder / backbone.CACHE_RECORD).read_text())
     assert {"model.safetensors", "config.json", "tokenizer_config.json"} <= set(record["files"])
     assert backbone.cache_problem(folder) is None
-    assert backbone._cached_smollm2() == folder and len(fake_cache) == 1
+    assert backbone.cached_smollm2() == folder and len(fake_cache) == 1
     assert sorted(p.name for p in folder.parent.iterdir() if not p.name.endswith(".lock")) == [folder.name]
 
 
@@ -356,7 +356,7 @@ def test_racing_first_loads_build_the_cache_once(fake_cache):
 
     def load():
         try:
-            results.append(backbone._cached_smollm2())
+            results.append(backbone.cached_smollm2())
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -370,7 +370,7 @@ def test_racing_first_loads_build_the_cache_once(fake_cache):
 
 @pytest.mark.parametrize("damage", ["overwrite", "truncate", "record"])
 def test_a_damaged_cache_is_seen_and_rebuilt(fake_cache, damage):
-    folder = backbone._cached_smollm2()
+    folder = backbone.cached_smollm2()
     weights = folder / "model.safetensors"
     size = weights.stat().st_size
     if damage == "overwrite":  # as in the issue: bytes in the middle overwritten, same size
@@ -382,12 +382,12 @@ def test_a_damaged_cache_is_seen_and_rebuilt(fake_cache, damage):
     else:
         (folder / backbone.CACHE_RECORD).write_text("{")
     assert backbone.cache_problem(folder) is not None
-    assert backbone._cached_smollm2() == folder and len(fake_cache) == 2
+    assert backbone.cached_smollm2() == folder and len(fake_cache) == 2
     assert backbone.cache_problem(folder) is None and weights.stat().st_size == size
 
 
 def test_a_damaged_cache_that_cannot_be_rebuilt_is_named_with_the_fix(fake_cache, monkeypatch):
-    folder = backbone._cached_smollm2()
+    folder = backbone.cached_smollm2()
     os.truncate(folder / "model.safetensors", 100)
 
     def no_package():
@@ -395,13 +395,13 @@ def test_a_damaged_cache_that_cannot_be_rebuilt_is_named_with_the_fix(fake_cache
 
     monkeypatch.setattr(backbone, "smollm2_package_dir", no_package)
     with pytest.raises(backbone.BackboneLoadError, match=f"The backbone cache {folder} is damaged"):
-        backbone._cached_smollm2()
+        backbone.cached_smollm2()
 
 
 def test_a_cache_of_an_older_version_is_adopted_when_whole_and_rebuilt_when_not(fake_cache):
-    folder = backbone._cached_smollm2()
+    folder = backbone.cached_smollm2()
     (folder / backbone.CACHE_RECORD).unlink()  # as the code before this record wrote it
-    assert backbone._cached_smollm2() == folder and len(fake_cache) == 1  # whole: adopted, not rebuilt
+    assert backbone.cached_smollm2() == folder and len(fake_cache) == 1  # whole: adopted, not rebuilt
     assert backbone.cache_problem(folder) is None
     from safetensors.torch import load_file, save_file
 
@@ -409,7 +409,7 @@ def test_a_cache_of_an_older_version_is_adopted_when_whole_and_rebuilt_when_not(
     next(iter(tensors.values())).fill_(float("nan"))
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
     (folder / backbone.CACHE_RECORD).unlink()
-    assert backbone._cached_smollm2() == folder and len(fake_cache) == 2  # NaN weights: rebuilt
+    assert backbone.cached_smollm2() == folder and len(fake_cache) == 2  # NaN weights: rebuilt
 
 
 def test_the_cache_check_is_cheap_for_large_files(tmp_path):

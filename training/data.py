@@ -218,18 +218,6 @@ def continuation_pairs(
     )
 
 
-def with_teacher_embeddings(dataset: Dataset, teacher: SentenceTransformer, batch_size: int = 128) -> Dataset:
-    """``dataset`` with a ``label`` column holding the teacher's embedding of each of its text columns, shape
-    (columns, teacher dimension) per row: the targets of GLAELoss's distillation term."""
-    columns = [name for name in dataset.column_names if name != "label"]
-    encoded = [
-        teacher.encode(dataset[name], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
-        for name in columns
-    ]
-    labels = numpy.stack(encoded, axis=1)
-    return dataset.add_column("label", [row for row in labels.tolist()])
-
-
 def median_embedding_norm(model: SentenceTransformer, texts: Sequence[str]) -> float:
     """The median L2 norm of ``model``'s embeddings of ``texts``: what decoding scales normalised embeddings to."""
     embeddings = model.encode(list(texts), convert_to_numpy=True)

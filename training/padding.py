@@ -21,7 +21,7 @@ from datasets import DatasetDict
 from torch.utils.data import BatchSampler, RandomSampler
 from transformers import AutoTokenizer
 
-from glae_st.backbone import _cached_smollm2
+from glae_st.backbone import cached_smollm2
 from training.batching import length_grouped_batches
 from training.data import text_columns
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     args = parser.parse_args(argv)
     if not (args.data_dir / "dataset_dict.json").is_file():
         parser.error(f"{args.data_dir} is not a saved DatasetDict (no dataset_dict.json); pass a run's data folder.")
-    tokenizer = AutoTokenizer.from_pretrained(_cached_smollm2())  # the default backbone's, as training/speed.py
+    tokenizer = AutoTokenizer.from_pretrained(cached_smollm2())  # the default backbone's, as training/speed.py
     report = {}
     for name, dataset in DatasetDict.load_from_disk(str(args.data_dir)).items():
         lengths = np.zeros(len(dataset), dtype=np.int64)

@@ -80,13 +80,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}.")
-    from glae_st.backbone import _cached_smollm2
+    from glae_st.backbone import cached_smollm2
 
     results = {}
     extra = [*SMALL_DATA, f"training.batch_size={args.batch_size}"]
     for name, bf16 in SETTINGS.items():
         results[name] = run_setting(args.config, args.runs_dir / name, bf16, args.steps, extra)
-        tokens = mean_text_tokens_per_row(args.runs_dir / name / "teacher-labelled-data", _cached_smollm2())
+        tokens = mean_text_tokens_per_row(args.runs_dir / name / "teacher-labelled-data", cached_smollm2())
         results[name]["text_tokens_per_second"] = tokens * args.batch_size / results[name]["seconds_per_step"]
     for measurement in results.values():
         measurement["speedup_vs_fp32"] = results["fp32"]["seconds_per_step"] / measurement["seconds_per_step"]

@@ -30,9 +30,10 @@ from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
-from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss
-from glae_st.model_card import read_training_record, trained_steps, write_model_card
+from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss, with_teacher_embeddings
+from glae_st.model_card import write_model_card
 from glae_st.registry import hub_offline_reason
+from glae_st.saved_model import TRAINING_CONFIG_FILE, TRAINING_LOG_FILE, read_training_record, trained_steps
 from training import data
 from training.batching import BATCH_SAMPLERS
 from training.dry_run import cap_rows, dry_run_config
@@ -197,7 +198,7 @@ def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir:
     teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
     labelled = DatasetDict(
         {
-            name: rows if name in DATASET_LOSSES else data.with_teacher_embeddings(rows, teacher)
+            name: rows if name in DATASET_LOSSES else with_teacher_embeddings(rows, teacher)
             for name, rows in datasets.items()
         }
     )
@@ -313,14 +314,14 @@ def main(argv: list[str] | None = None) -> None:
     if model[0].embedding_norm is None or not any(config.get(key) for key in EXTRA_ADAPTER_KEYS):
         model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
     model.save(str(final_dir))
-    (final_dir / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    (final_dir / TRAINING_LOG_FILE).write_text(json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):
         config = {
             **config,
             "earlier_stages": earlier_stages(config["init_from"]),
             "earlier_data": earlier_data(config["init_from"]),
         }
-    (final_dir / "training_config.json").write_text(json.dumps(config, indent=1))
+    (final_dir / TRAINING_CONFIG_FILE).write_text(json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
 
     results_md = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"

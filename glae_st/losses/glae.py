@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -12,6 +13,9 @@ from torch import Tensor, nn
 
 from glae_st.decoding import glae_module
 from glae_st.losses.weights import check_term_weights
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 GLAE_CITATION = """
 @article{zhang2024glae,
@@ -41,7 +45,7 @@ class GLAELoss(nn.Module):
       al., 2021, "DistilCSE: Effective Knowledge Distillation For Contrastive Sentence Embeddings"). Only
       cosines are compared, so the teacher's dimension may differ from the student's (all-MiniLM-L6-v2's 384
       against GLAE's 576), which :class:`~sentence_transformers.sentence_transformer.losses.MSELoss` does not
-      allow. ``training/data.py`` (``with_teacher_embeddings``) adds the labels.
+      allow. :func:`with_teacher_embeddings` adds the labels.
 
     ``schedule="sum"`` adds both terms every step; ``"alternate"`` uses L1 on even steps and L2 on odd ones.
     A batch of one text has no negatives: its repulsion is 0 and only L2 trains.
@@ -171,7 +175,7 @@ class GLAELoss(nn.Module):
             raise ValueError(
                 f"distillation_weight > 0 needs a label of shape (batch, {len(embeddings)} text columns, teacher "
                 f"dimension) with the teacher's embedding of every text, got {shape}: add it with "
-                "training.data.with_teacher_embeddings, or set distillation_weight=0."
+                "glae_st.losses.with_teacher_embeddings(dataset, teacher), or set distillation_weight=0."
             )
         student = nn.functional.normalize(torch.cat(embeddings).float(), dim=-1)
         teacher = nn.functional.normalize(teacher_embeddings.transpose(0, 1).flatten(0, 1).float(), dim=-1)
@@ -199,3 +203,25 @@ class GLAELoss(nn.Module):
     @property
     def citation(self) -> str:
         return GLAE_CITATION
+
+
+def with_teacher_embeddings(dataset: Dataset, teacher: SentenceTransformer, batch_size: int = 128) -> Dataset:
+    """``dataset`` with a ``label`` column holding the teacher's embedding of each of its text columns, shape
+    (columns, teacher dimension) per row: the targets of :class:`GLAELoss`'s distillation term (L3).
+
+    Example::
+
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformer
+        from glae_st.losses import with_teacher_embeddings
+
+        pairs = Dataset.from_dict({"anchor": ["A cat sits."], "positive": ["A cat is sitting."]})
+        labelled = with_teacher_embeddings(pairs, SentenceTransformer("all-MiniLM-L6-v2"))   # label: (2, 384) per row
+    """
+    columns = [name for name in dataset.column_names if name != "label"]
+    encoded = [
+        teacher.encode(dataset[name], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
+        for name in columns
+    ]
+    labels = np.stack(encoded, axis=1)
+    return dataset.add_column("label", [row for row in labels.tolist()])
