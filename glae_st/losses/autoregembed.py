@@ -143,6 +143,9 @@ class ConditionalAlignmentLoss(nn.Module):
     title={Following the Autoregressive Nature of LLM Embeddings via Compression and Alignment},
     author={Deng, Jingcheng and Jiang, Zhongtao and Pang, Liang and Chen, Liwei and Xu, Kun and Wei, Zihao and Shen, Huawei and Cheng, Xueqi},
     journal={arXiv preprint arXiv:2502.11401},
-    year={2025}
+    year={2025},
+    eprint={2502.11401},
+    archivePrefix={arXiv},
+    url={https://arxiv.org/abs/2502.11401}
 }
 """

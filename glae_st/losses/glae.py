@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 GLAE_CITATION = """
-@article{zhang2024glae,
+@misc{zhang2024glae,
     title={Generative Language Autoencoders Are Lossless Embedding Models},
     author={Zhang, Yifan and others},
-    year={2024}
+    year={2024},
+    month={feb}
 }
 """
 """BibTeX of the GLAE paper, the citation of the losses that implement it."""
@@ -62,15 +63,16 @@ class GLAELoss(nn.Module):
         distillation_temperature: tau of both similarity distributions of L3.
 
     Inputs:
-        +-------------------------+--------+
-        | Texts                   | Labels |
-        +=========================+========+
-        | (anchor,) single texts  | none   |
-        +-------------------------+--------+
-        | (anchor, positive) pairs| none   |
-        +-------------------------+--------+
-        | (anchor[, positive])    | teacher embeddings, (columns, teacher dim) per row (L3) |
-        +-------------------------+--------+
+        +--------------------------------+--------------------------------------------------------------+
+        | Texts                          | Labels                                                       |
+        +================================+==============================================================+
+        | (anchor,) single texts         | none                                                         |
+        +--------------------------------+--------------------------------------------------------------+
+        | (anchor, positive) pairs       | none                                                         |
+        +--------------------------------+--------------------------------------------------------------+
+        | single texts or pairs, with L3 | the teacher's embedding of each text, (columns,              |
+        |                                | teacher dimension) per row (:func:`with_teacher_embeddings`) |
+        +--------------------------------+--------------------------------------------------------------+
 
     Relations:
         :class:`MultipleNegativesRankingLoss` is L1 for pairs.
