@@ -16,10 +16,10 @@ from sentence_transformers import SentenceTransformer
 
 import glae_st
 from glae_st.backbone import SMOLLM2_REFERENCE
+from glae_st.card_text import describe_decoding
 from glae_st.model_card import (
     USAGE_EXAMPLES,
     GLAEModelCardData,
-    describe_decoding,
     main,
     read_benchmark_report,
     write_model_card,
