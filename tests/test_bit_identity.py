@@ -31,6 +31,8 @@ SCRIPT = textwrap.dedent(
     assert Path(glae_st.__file__).resolve().is_relative_to(Path(expected_root).resolve()), glae_st.__file__
     torch.manual_seed(0)
     model = glae_st.load_model(glae_st.DEFAULT_MODEL)
+    own_long_text = model[0].long_text
+    model[0].long_text = "truncate"
     long = " ".join(
         f"Sentence {i} of a long report says that the river rose by {i} centimetres overnight." for i in range(12)
     )
@@ -49,6 +51,8 @@ SCRIPT = textwrap.dedent(
     model[0].long_text = "truncate"
     decoded = glae_st.decode(model, embeddings[:3], num_candidates=1, refinement_steps=0)
     (out / "decoded.json").write_text(json.dumps(decoded), encoding="utf-8")
+    model[0].long_text = own_long_text  # the model's own mode reads every short text as truncation does
+    np.save(out / "short_own_mode.npy", model.encode(texts[:5], convert_to_numpy=True))
     """
 )
 
@@ -86,7 +90,7 @@ def test_default_model_embeds_and_decodes_as_before_the_split(tmp_path: Path):
     reference = reference_package(tmp_path)
     run(reference, tmp_path / "before")
     run(Path(__file__).resolve().parents[1], tmp_path / "after")
-    for name in ("embeddings.npy", "iterative.npy"):
+    for name in ("embeddings.npy", "iterative.npy", "short_own_mode.npy"):
         before, after = np.load(tmp_path / "before" / name), np.load(tmp_path / "after" / name)
         assert before.dtype == after.dtype and before.shape == after.shape
         assert before.tobytes() == after.tobytes(), name

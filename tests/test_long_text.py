@@ -52,7 +52,7 @@ def test_long_text_mode_is_saved_and_checked(iterative_model, tiny_backbone, tmp
 
     iterative_model.save(str(tmp_path / "iterative"))
     assert glae_st.load_model(str(tmp_path / "iterative"))[0].long_text == "iterative"
-    with pytest.raises(ValueError, match="long_text must be 'truncate' or 'iterative'"):
+    with pytest.raises(ValueError, match="long_text must be one of"):
         GLAEEmbedding(tiny_backbone, long_text="chunked")  # type: ignore[arg-type]
 
 
@@ -119,3 +119,31 @@ def test_iterative_encoding_warns_unless_the_model_was_trained_for_the_recurrenc
     with caplog.at_level(logging.WARNING):
         iterative_model.encode([LONG])
     assert "not trained for the recurrence" not in caplog.text
+
+
+def test_chunk_mean_keeps_one_chunk_texts_to_the_bit_and_averages_longer_ones(lora_model):
+    module = lora_model[0]
+    module.max_seq_length = 8
+    short = ["A cat sits.", "Rain today."]
+    long = "The quick brown fox jumps over the lazy dog. " * 3
+    lora_model.eval()
+    truncated_short = lora_model.encode(short, convert_to_tensor=True)
+    truncated = lora_model.encode(short + [long], convert_to_tensor=True)
+    chunks = module.tokenizer(long, add_special_tokens=False).input_ids
+    module.long_text = "chunk_mean"
+    assert torch.equal(lora_model.encode(short, convert_to_tensor=True), truncated_short)
+    averaged = lora_model.encode(short + [long], convert_to_tensor=True)
+    # in a batch with a long text's chunks, a short text's row meets the same kernels on more rows
+    assert torch.allclose(averaged[:2], truncated[:2], atol=1e-5)
+    chunk_vectors = module.embed_token_ids([chunks[i : i + 8] for i in range(0, len(chunks), 8)], iterative=False)
+    assert len(chunk_vectors) > 1
+    cosine = torch.nn.functional.cosine_similarity(averaged[2], chunk_vectors.float().mean(dim=0), dim=0)
+    assert cosine > 0.9999
+    assert torch.isclose(averaged[2].norm(), chunk_vectors.float().norm(dim=1).mean(), rtol=1e-4)
+    assert not torch.allclose(averaged[2], truncated[2])
+
+
+def test_an_unknown_long_text_mode_is_refused_on_assignment(tiny_model):
+    with pytest.raises(ValueError, match="chunk_mean"):
+        tiny_model[0].long_text = "iterativ"
+    assert tiny_model[0].long_text == "truncate"
