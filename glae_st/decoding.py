@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import trange
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from glae_st import prompts
 from glae_st.correction import correction_prompt_embeds
@@ -16,6 +17,60 @@ from glae_st.module import GLAEEmbedding
 from glae_st.util import check_decoding_setting, check_positive_int, resolve_decoding
 
 logger = logging.getLogger(__name__)
+
+FAR_NORM_FACTOR = 1000.0
+"""A vector whose norm is this many times larger or smaller than the model's typical embedding norm
+(``embedding_norm``) is warned about: it is no embedding of this model and decodes to text that means nothing."""
+LOW_ROUND_TRIP = 0.1
+"""A decoded text whose round-trip cosine is below this is warned about: it does not encode back to its vector."""
+
+
+def warn_far_vectors(module: GLAEEmbedding, vectors: torch.Tensor) -> None:
+    """Log a warning naming the rows whose norm is zero, or :data:`FAR_NORM_FACTOR` times off the model's typical
+    norm (1e-6 to 1e12 when the model records none)."""
+    norms = vectors.float().norm(dim=1)
+    typical = module.embedding_norm
+    low, high = (typical / FAR_NORM_FACTOR, typical * FAR_NORM_FACTOR) if typical else (1e-6, 1e12)
+    far = torch.nonzero((norms < low) | (norms > high) | ~torch.isfinite(norms)).flatten().tolist()
+    if far:
+        logger.warning(
+            "Embeddings in rows %s have norms %s, far from this model's embeddings (%s): they are no embeddings of "
+            "this model and decode to text that does not encode back to them.",
+            far[:10],
+            [f"{norms[row].item():.3g}" for row in far[:10]],
+            f"about {typical:.4g}" if typical else "no embedding_norm recorded",
+        )
+
+
+def warn_low_round_trips(scores: list[float]) -> None:
+    """Log a warning naming the rows whose decoded text has a round-trip cosine near 0 (below
+    :data:`LOW_ROUND_TRIP`)."""
+    low = [row for row, score in enumerate(scores) if score < LOW_ROUND_TRIP]
+    if low:
+        logger.warning(
+            "The texts decoded from rows %s have round-trip cosine %s (near 0 or below): they do not encode back to "
+            "their vectors, which are likely no embeddings of this model (zero, random or far-off vectors).",
+            low[:10],
+            [round(scores[row], 3) for row in low[:10]],
+        )
+
+
+class NonFiniteScoresError(ValueError):
+    """Generation met NaN scores: the model's weights are damaged (most often the backbone cache)."""
+
+
+class RefuseNaNScores(LogitsProcessor):
+    """A logits processor for ``generate``: raise :class:`NonFiniteScoresError` at the first step with NaN scores,
+    instead of decoding text from them (-inf is kept: it is how tokens are ruled out)."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if bool(torch.isnan(scores).any()):
+            from glae_st.backbone import damaged_weights_hint
+
+            raise NonFiniteScoresError(
+                f"Decoding met NaN in the model's next-token scores. {damaged_weights_hint()}"
+            )
+        return scores
 
 
 def glae_module(model: SentenceTransformer | GLAEEmbedding) -> GLAEEmbedding:
@@ -43,6 +98,11 @@ def validate_embeddings(embeddings: Any, dimension: int) -> torch.Tensor:
             raise TypeError(
                 f"Could not read embeddings of type {type(embeddings).__name__} as a 2-D array of floats: {exc}"
             ) from exc
+    if tensor.numel() == 0 and tensor.ndim < 2:
+        raise ValueError(
+            f"No embeddings were given (got an empty {type(embeddings).__name__}); decode() takes a batch of shape "
+            f"(n, {dimension}) with n >= 1, as model.encode() returns it."
+        )
     if not tensor.is_floating_point():
         raise TypeError(
             f"Embeddings must be floating point, got dtype {tensor.dtype}. Pass the float arrays that "
@@ -166,6 +226,7 @@ def decode(
     for name, value in setting.items():
         check_decoding_setting(name, value)
     vectors = restore_norm(module, validate_embeddings(embeddings, module.get_embedding_dimension()))
+    warn_far_vectors(module, vectors)
     if show_progress_bar is None:
         show_progress_bar = len(vectors) > batch_size
     was_training = module.training
@@ -182,6 +243,7 @@ def decode(
         texts += best_texts
         scores += best_scores
     module.train(was_training)
+    warn_low_round_trips(scores)
     return (texts, scores) if return_scores else texts
 
 
@@ -248,6 +310,7 @@ def texts_from_prompts(
         do_sample=False,
         eos_token_id=text_close,
         pad_token_id=pad_id,
+        logits_processor=LogitsProcessorList([RefuseNaNScores()]),
     )
     texts = []
     for row in generated.tolist():

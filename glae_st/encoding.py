@@ -98,7 +98,8 @@ class EncodingMixin:
             self._truncation_warned = True  # once per encode call: sentence-transformers calls eval() at its start
             logger.warning(
                 "Some texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
-                "model.max_seq_length (up to %d for this backbone) or set long_text='chunk_mean' to keep all of them.",
+                "model.max_seq_length (up to %d for this backbone) or set long_text='chunk_mean' to keep all of them "
+                "(glae encode: --max-seq-length N, or --long-text chunk_mean or --long-text iterative).",
                 chunk,
                 self.max_text_tokens,
             )
@@ -156,6 +157,14 @@ class EncodingMixin:
                 states = self._embed_continuations(states, features["continuation_ids"])
         if "chunk_counts" in features:
             states = chunk_means(states, features["chunk_counts"])
+        if not self.training and not bool(torch.isfinite(states).all()):
+            from glae_st.backbone import damaged_weights_hint
+
+            bad = int((~torch.isfinite(states).all(dim=1)).sum())
+            raise ValueError(
+                f"The model computed NaN or infinite embeddings for {bad} of {len(states)} texts; they are not "
+                f"returned. {damaged_weights_hint()}"
+            )
         features["sentence_embedding"] = states if self.training else states.float()
         return features
 

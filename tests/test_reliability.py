@@ -449,3 +449,70 @@ def test_help_argument_errors_and_import_glae_st_need_no_heavy_import():
     assert imported_after(run_main.format("['decode', 'missing.npy']")) == set()
     assert imported_after("import glae_st\nglae_st.DEFAULT_MODEL, glae_st.__version__") == set()
     assert "torch" in imported_after("from glae_st import GLAEEmbedding")
+
+
+# ------------------------------------------------------------------ the library: long_text, non-finite values, decode
+
+
+def test_long_text_is_checked_on_assignment(tiny_model):
+    with pytest.raises(ValueError, match=r"long_text must be one of \['truncate', .*'iterative'\], got 'iterativ'"):
+        tiny_model[0].long_text = "iterativ"
+    assert tiny_model[0].long_text == "truncate"
+    tiny_model[0].long_text = "iterative"
+    assert tiny_model[0].long_text == "iterative"
+
+
+def poison(module, layer: int) -> None:
+    """NaN in one weight of backbone layer ``layer`` (as a damaged cache gives)."""
+    import torch
+
+    with torch.no_grad():
+        module.base_lm.model.layers[layer].mlp.down_proj.weight[0, 0] = float("nan")
+
+
+def test_encode_refuses_to_return_non_finite_embeddings(tiny_model):
+    poison(tiny_model[0], 0)
+    with pytest.raises(ValueError, match=r"NaN or infinite.*damaged.*rm -r"):
+        tiny_model.encode(["A cat sits on the mat."])
+
+
+def test_decode_refuses_to_return_text_from_non_finite_scores(tiny_model):
+    import glae_st
+
+    vectors = tiny_model.encode(["A cat sits on the mat."])
+    poison(tiny_model[0], -1)  # the last layer: only decoding reads it
+    with pytest.raises(ValueError, match=r"NaN.*damaged.*rm -r"):
+        glae_st.decode(tiny_model, vectors, max_new_tokens=3, num_candidates=1, refinement_steps=0)
+
+
+def test_decode_of_an_empty_list_says_no_embeddings_were_given(tiny_model):
+    import glae_st
+
+    for empty in ([], np.zeros((0,), dtype=np.float32)):
+        with pytest.raises(ValueError, match="No embeddings were given"):
+            glae_st.decode(tiny_model, empty)
+
+
+def test_a_vector_far_from_the_model_s_embeddings_is_warned_about(tiny_model, caplog):
+    import glae_st
+
+    vectors = tiny_model.encode(["A cat sits on the mat.", "Stocks fell sharply."])
+    vectors[0] = 0.0
+    vectors[1] *= 1e30
+    with caplog.at_level("WARNING", logger="glae_st"):
+        glae_st.decode(tiny_model, vectors, max_new_tokens=2, num_candidates=1, refinement_steps=0)
+    text = " ".join(record.getMessage() for record in caplog.records)
+    assert "rows [0, 1]" in text and "norm" in text, text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="glae_st"):
+        _, scores = glae_st.decode(tiny_model, vectors[:1], max_new_tokens=2, num_candidates=2, return_scores=True)
+    assert abs(scores[0]) < 0.1
+    assert any("round-trip cosine" in record.getMessage() for record in caplog.records), caplog.records
+
+
+def test_the_truncation_warning_names_the_cli_flags(tiny_model, caplog):
+    tiny_model[0].max_seq_length = 4
+    with caplog.at_level("WARNING", logger="glae_st"):
+        tiny_model.encode(["A cat sits on the mat and looks at the birds outside the window."])
+    text = " ".join(record.getMessage() for record in caplog.records)
+    assert "--max-seq-length N" in text and "--long-text iterative" in text, text
