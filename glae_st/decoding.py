@@ -225,6 +225,12 @@ def decode(
     check_positive_int("batch_size", batch_size)
     for name, value in setting.items():
         check_decoding_setting(name, value)
+    if setting["correction_steps"] and not module.has_corrector_adapter:
+        raise ValueError(
+            f"correction_steps={setting['correction_steps']} needs a learned corrector, and this model has none "
+            "(GLAEEmbedding.add_corrector_adapter, trained with training/configs/smollm2-corrector.yaml); decode it "
+            "with correction_steps=0."
+        )
     vectors = restore_norm(module, validate_embeddings(embeddings, module.get_embedding_dimension()))
     warn_far_vectors(module, vectors)
     if show_progress_bar is None:
@@ -270,11 +276,6 @@ def corrected_texts(
 ) -> list[str]:
     """``num_candidates`` corrections per vector (consecutive) of its hypothesis by the learned corrector
     (:mod:`glae_st.correction`), a beam search of that width over the correction prompt."""
-    if not module.has_corrector_adapter:
-        raise ValueError(
-            "correction_steps needs a model with a corrector adapter (GLAEEmbedding.add_corrector_adapter, trained "
-            "with training/configs/smollm2-corrector.yaml); decode this model with correction_steps=0."
-        )
     hypothesis_ids = [
         ids[: module.max_seq_length]
         for ids in module.tokenizer(hypotheses, add_special_tokens=False, split_special_tokens=True)["input_ids"]

@@ -116,7 +116,7 @@ def test_correction_rounds_never_lower_the_round_trip_score(lora_model):
 
 def test_correction_steps_on_a_model_without_a_corrector_is_refused(lora_model):
     vectors = encode(lora_model, TEXTS)
-    with pytest.raises(ValueError, match="add_corrector_adapter"):
+    with pytest.raises(ValueError, match="needs a learned corrector"):
         glae_st.decode(lora_model, vectors, max_new_tokens=4, correction_steps=1)
     with pytest.raises(ValueError, match="correction_steps"):
         glae_st.decode(lora_model, vectors, max_new_tokens=4, correction_steps=-1)
