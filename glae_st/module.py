@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -281,9 +282,19 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Save the config, the bridge and special-token rows, and the LoRA adapter(s) if any (never the backbone);
-        each extra adapter goes to ``adapter/<name>`` (:data:`EXTRA_ADAPTERS`), in ``extra_adapter_dtype``."""
+        each extra adapter goes to ``adapter/<name>`` (:data:`EXTRA_ADAPTERS`), in ``extra_adapter_dtype``.
+
+        Every file is written to a temporary folder beside ``output_path`` and renamed into it when all are
+        complete (:func:`glae_st.atomic.files_into`): a failure leaves the folder's files as they were."""
+        from glae_st.atomic import files_into
+
         self.use_adapter(MAIN_ADAPTER)  # the special-token rows below are the main adapter's
         self._hold_weights_in(torch.float32)
+        with files_into(output_path) as staging:
+            self._save_files(str(staging))
+
+    def _save_files(self, output_path: str) -> None:
+        """Write what :meth:`save` saves into ``output_path``."""
         self.save_config(output_path)
         ids = list(self.special_token_ids.values())
         tensors = {f"bridge.{name}": value for name, value in self.bridge.state_dict().items()}
@@ -367,6 +378,10 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         )
         if adapter_config is not None:
             from peft import PeftModel
+
+            from glae_st.registry import check_no_pickled_adapter
+
+            check_no_pickled_adapter(Path(adapter_config).parent.parent)  # never unpickle an adapter_model.bin
 
             with peft_deprecations_silenced():
                 module.causal_lm = PeftModel.from_pretrained(module.causal_lm, os.path.dirname(adapter_config))

@@ -312,6 +312,26 @@ def test_a_pickled_adapter_is_refused_with_the_way_to_convert_it(lora_model, tmp
         registry.load_model(str(folder))
     code, err, _ = run_cli(["--model", str(folder), "encode", "A cat."], capsys)
     assert_one_line_error(code, err, "is a pickled PyTorch file")
+    from glae_st import GLAEEmbedding
+
+    with pytest.raises(ValueError, match="is a pickled PyTorch file"):  # the module's own load, as ST calls it
+        GLAEEmbedding.load(str(folder))
+
+
+def test_a_failed_save_leaves_the_saved_model_as_it_was(lora_model, tmp_path, monkeypatch):
+    from glae_st import module as module_file
+
+    folder = tmp_path / "model"
+    lora_model.save(str(folder))
+    before = files_under(folder)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module_file, "save_file", full_disk)
+    with pytest.raises(OSError, match="nothing was written"):
+        lora_model[0].save(str(folder))
+    assert files_under(folder) == before and sorted(os.listdir(tmp_path)) == ["model"]
 
 
 def test_the_docstring_of_load_model_tells_the_truth():
