@@ -71,6 +71,17 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+HAND_WRITTEN_HEADING = "## Provenance and notes"
+"""Where the hand-written part of a report begins: everything from it on is kept when the report is rendered again."""
+
+
+def hand_written_notes(report: Path) -> str:
+    """The hand-written end of an existing ``report`` (from :data:`HAND_WRITTEN_HEADING` on), else nothing."""
+    text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    start = text.find(HAND_WRITTEN_HEADING)
+    return "" if start < 0 else "\n" + text[start:]
+
+
 def render_report(results: Path, report: Path) -> str:
     """The Markdown report of the results saved under ``results``, with links relative to ``report``."""
     mteb, decode, speed, long, leakage, scale = (
@@ -259,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if not args.report_only:
         run_benchmarks(args.limit, args.benchmarks, args.extra_models)
     report = report_path(args.limit)
-    report.write_text(render_report(results_dir(args.limit), report), encoding="utf-8")
+    report.write_text(render_report(results_dir(args.limit), report) + hand_written_notes(report), encoding="utf-8")
     print(f"Wrote {report}")
     return report
 

@@ -86,3 +86,16 @@ def test_report_renders_every_section(tmp_path: Path):
     assert "| GLAE itself (its own embeddings) | - | 50.0 | 0.0 | n/a | 100.0 |" in report
     assert "| single | 1 | 10.0 | 1.00x | 0.0 | 0.0e+00 |" in report
     assert "| inversion audit |" in report and "| corpus scale |" in report
+
+
+def test_rendering_again_keeps_the_hand_written_notes(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(run_all, "report_path", lambda limit: tmp_path / "RESULTS.md")
+    monkeypatch.setattr(run_all, "results_dir", lambda limit: tmp_path / "results")
+    notes = f"{run_all.HAND_WRITTEN_HEADING}\n\n- measured on 2026-12-06 with `python -m benchmarks.x`\n"
+    (tmp_path / "RESULTS.md").write_text("# old generated part\n\n" + notes, encoding="utf-8")
+    run_all.main(["--report-only"])
+    again = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert again.endswith(notes) and again.count(run_all.HAND_WRITTEN_HEADING) == 1
+    assert "# old generated part" not in again
+    run_all.main(["--report-only"])
+    assert (tmp_path / "RESULTS.md").read_text(encoding="utf-8") == again
