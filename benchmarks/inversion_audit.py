@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, mean_pooling_model, results_dir, write_json
 from glae_st import DEFAULT_MODEL, corpora, decode
+from glae_st.atomic import atomic_path
 from glae_st.audit import audit, fitting_texts, leakage, plot_report
 from glae_st.saved_model import saved_weights_revision
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
@@ -71,7 +72,8 @@ def embed(
         vectors = model.encode(chunk, batch_size=batch_size, convert_to_numpy=True)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, vectors)
+            with atomic_path(path) as temporary:  # a part on disk is always whole, as a rerun trusts it
+                np.save(temporary, vectors)
         parts.append(vectors)
     return np.concatenate(parts)
 
@@ -93,6 +95,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Translator candidates: 0 is ridge, any other number an MLP of that width (default: both).",
     )
     parser.add_argument("--candidates", type=int, default=1, help="Round-trip rerank K (1: greedy).")
+    parser.add_argument(
+        "--foreign-rerank", action="store_true", help="Rerank the K candidates with the audited model itself."
+    )
+    parser.add_argument(
+        "--translators",
+        type=Path,
+        help="A folder of translators saved by an earlier run (<folder>/<model>): audit with them instead of fitting.",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output-dir", type=Path, help="Default: benchmarks/results/audit.")
     parser.add_argument(
@@ -116,30 +126,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "models": {},
     }
     for name in args.models:
-        limit = args.fit_texts if name == "all-MiniLM-L6-v2" else min(args.fit_texts, args.fit_texts_mean_pooling)
-        fitting = fitting_texts(limit, exclude=texts)
         model = audited_model(name)
-        start = time.perf_counter()
-        target = embed(glae, fitting, args.batch_size, args.cache_dir / f"glae-{glae_revision}")
-        source = embed(model, fitting, args.batch_size, args.cache_dir / name)
-        translator = EmbeddingTranslator.fit(
-            source, target, name, "glae-smollm2-135m", args.hidden_features, target_revision=glae_revision
-        )
-        fit_seconds = time.perf_counter() - start
-        translator.save(str(output_dir / "translators" / name))
+        if args.translators:
+            translator = EmbeddingTranslator.load(str(args.translators / name))
+            fit = {"translator": str(args.translators / name), "texts": translator.fit_texts}
+        else:
+            limit = args.fit_texts if name == "all-MiniLM-L6-v2" else min(args.fit_texts, args.fit_texts_mean_pooling)
+            fitting = fitting_texts(limit, exclude=texts)
+            start = time.perf_counter()
+            target = embed(glae, fitting, args.batch_size, args.cache_dir / f"glae-{glae_revision}")
+            source = embed(model, fitting, args.batch_size, args.cache_dir / name)
+            translator = EmbeddingTranslator.fit(
+                source, target, name, "glae-smollm2-135m", args.hidden_features, target_revision=glae_revision
+            )
+            fit = {"texts": len(fitting), "seconds_with_encoding": time.perf_counter() - start}
+            translator.save(str(output_dir / "translators" / name))
         report = audit(
-            model, texts, translator, glae, name, args.candidates, args.batch_size, glae_revision=glae_revision
+            model,
+            texts,
+            translator,
+            glae,
+            name,
+            args.candidates,
+            args.batch_size,
+            glae_revision=glae_revision,
+            foreign_rerank=args.foreign_rerank,
         )
         report["fit"] = {
-            "texts": len(fitting),
-            "seconds_with_encoding": fit_seconds,
+            **fit,
             "hidden_features": translator.hidden_features,
             "ridge_alpha": translator.ridge_alpha,
             "dev_cosine": translator.dev_cosine,
         }
         plot_report(report, output_dir / f"{name}.png")
         summary["models"][name] = report
-        print(f"{name}: token F1 {report['overall']['token_f1']:.3f} (fit on {len(fitting):,} texts)", flush=True)
+        print(f"{name}: token F1 {report['overall']['token_f1']:.3f} (fit on {translator.fit_texts:,} texts)", flush=True)
     summary["machine"] = machine_info()
     write_json(output_dir / "inversion_audit.json", summary)
     print(format_table(summary))

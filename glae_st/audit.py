@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sentence_transformers import SentenceTransformer
 
 from glae_st import corpora
 from glae_st.atomic import atomic_path
-from glae_st.decoding import decode, glae_module
+from glae_st.decoding import decode, generate_texts, glae_module
 from glae_st.evaluation import exact_match, token_f1
 from glae_st.translator import MLP_HIDDEN_FEATURES, EmbeddingTranslator
 
@@ -121,8 +122,13 @@ def audit(
     batch_size: int = 32,
     examples: int = 10,
     glae_revision: str | None = None,
+    foreign_rerank: bool = False,
 ) -> dict[str, Any]:
     """Encode ``texts`` with the foreign model, translate the vectors into GLAE's space and decode them.
+
+    With ``num_candidates=K > 1`` the K candidates of each vector are reranked by GLAE's round trip, or, with
+    ``foreign_rerank``, by the audited model itself (:func:`foreign_reranked`): an auditor holds that model, so it can
+    keep the candidate whose embedding is closest to the original one (ZSInvert's trick).
 
     Returns:
         ``{"overall": {token_f1, exact_match, names_recovered, numbers_recovered, texts}, "buckets": [... per
@@ -138,8 +144,12 @@ def audit(
         raise ValueError("No texts to audit: give at least one non-empty line.")
     translator.check_source(foreign_name or translator.source_model, foreign.get_embedding_dimension())
     translator.check_target(glae_revision)
-    vectors = translator.translate(foreign.encode(texts, batch_size=batch_size, convert_to_numpy=True))
-    decoded = decode(glae, vectors, batch_size=batch_size, num_candidates=num_candidates, refinement_steps=0)
+    originals = foreign.encode(texts, batch_size=batch_size, convert_to_numpy=True)
+    vectors = translator.translate(originals)
+    if foreign_rerank and num_candidates > 1:
+        decoded = foreign_reranked(foreign, glae, originals, vectors, num_candidates, batch_size)
+    else:
+        decoded = decode(glae, vectors, batch_size=batch_size, num_candidates=num_candidates, refinement_steps=0)
     lengths = [len(ids) for ids in glae_module(glae).tokenizer(texts, add_special_tokens=False)["input_ids"]]
     buckets = []
     for low, high in LENGTH_BUCKETS:
@@ -156,6 +166,7 @@ def audit(
             "translator_dev_cosine": translator.dev_cosine,
             "glae_revision": glae_revision or translator.target_revision,
             "num_candidates": num_candidates,
+            "reranked_by": "audited model" if foreign_rerank and num_candidates > 1 else "GLAE round trip",
         },
         "overall": leakage(decoded, texts),
         "buckets": buckets,
@@ -164,6 +175,31 @@ def audit(
             for text, prediction in list(zip(texts, decoded))[:examples]
         ],
     }
+
+
+@torch.inference_mode()
+def foreign_reranked(
+    foreign: SentenceTransformer,
+    glae: SentenceTransformer,
+    originals: np.ndarray,
+    vectors: np.ndarray,
+    num_candidates: int,
+    batch_size: int,
+) -> list[str]:
+    """Per translated vector, the one of ``num_candidates`` GLAE beam candidates whose embedding by the audited
+    model is closest (cosine) to that model's original embedding."""
+    module = glae_module(glae)
+    module.eval()
+    chosen: list[str] = []
+    for start in range(0, len(vectors), batch_size):
+        batch = torch.as_tensor(vectors[start : start + batch_size], dtype=torch.float32, device=module.device)
+        candidates = generate_texts(module, batch, 64, num_candidates, num_candidates)
+        again = foreign.encode(candidates, batch_size=batch_size, convert_to_tensor=True).cpu().float()
+        wanted = torch.as_tensor(originals[start : start + batch_size]).float().repeat_interleave(num_candidates, dim=0)
+        cosines = torch.nn.functional.cosine_similarity(again, wanted, dim=1).view(len(batch), num_candidates)
+        best = cosines.argmax(dim=1).tolist()
+        chosen += [candidates[row * num_candidates + column] for row, column in enumerate(best)]
+    return chosen
 
 
 def plot_report(report: dict[str, Any], path: Path, force: bool = True) -> None:

@@ -369,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--candidates", type=beam_count, default=1, metavar="K", help=f"Round-trip rerank K (1 to {MAX_BEAMS})."
     )
+    audit.add_argument(
+        "--foreign-rerank",
+        action="store_true",
+        help="Rerank the K candidates with the audited model itself: keep the one it embeds closest to its own vector.",
+    )
     audit.add_argument("--force", action="store_true", help="Overwrite the report and its PNG if they exist.")
     return parser
 
@@ -448,7 +453,15 @@ def run_audit(args: argparse.Namespace) -> None:
                 translator.save(str(folder))
     say(f"decoding {len(texts)} texts as {foreign_name} embeds them ...")
     report = audit.audit(
-        foreign, texts, translator, glae, foreign_name, args.candidates, args.batch_size, glae_revision=glae_revision
+        foreign,
+        texts,
+        translator,
+        glae,
+        foreign_name,
+        args.candidates,
+        args.batch_size,
+        glae_revision=glae_revision,
+        foreign_rerank=args.foreign_rerank,
     )
     output = Path(args.output)
     try:

@@ -170,6 +170,27 @@ def test_an_audit_of_the_model_itself_decodes_like_the_model(tiny_model):
         audit.audit(tiny_model, TEXTS, translator, tiny_model, "tiny", glae_revision="def")
 
 
+def test_the_audited_model_reranks_to_its_closest_candidate(tiny_model):
+    from glae_st.decoding import generate_texts
+
+    translator = audit.fit_translator(tiny_model, tiny_model, TEXTS, "tiny", "tiny")
+    originals = tiny_model.encode(TEXTS[:4])
+    vectors = translator.translate(originals)
+    chosen = audit.foreign_reranked(tiny_model, tiny_model, originals, vectors, 3, batch_size=2)
+    with torch.inference_mode():
+        candidates = generate_texts(tiny_model[0], torch.as_tensor(vectors), 64, 3, 3)
+    for row, text in enumerate(chosen):
+        pool = candidates[3 * row : 3 * row + 3]
+        assert text in pool
+        closeness = torch.nn.functional.cosine_similarity(
+            torch.as_tensor(tiny_model.encode(pool)), torch.as_tensor(originals[row : row + 1])
+        )
+        assert closeness[pool.index(text)] == closeness.max()
+    report = audit.audit(tiny_model, TEXTS[:4], translator, tiny_model, "tiny", 3, foreign_rerank=True)
+    assert report["models"]["reranked_by"] == "audited model"
+    assert [example["decoded"] for example in report["examples"]] == chosen
+
+
 @pytest.fixture
 def audit_inputs(tmp_path: Path) -> Path:
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS[:4]) + "\n", encoding="utf-8")
