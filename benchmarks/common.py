@@ -19,7 +19,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
 import glae_st
-from glae_st import corpora
+from glae_st import atomic, corpora
 from glae_st.backbone import SMOLLM2_BACKBONE, cached_smollm2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -82,9 +82,10 @@ def peak_rss_mb() -> float:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON, creating the folder."""
+    """Write ``payload`` as indented JSON, creating the folder; all at once (:func:`glae_st.atomic.write_text`), so
+    a failure leaves an earlier file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic.write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:

@@ -50,6 +50,7 @@ from benchmarks.common import (
     write_json,
 )
 import glae_st
+from glae_st.atomic import atomic_path
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import exact_match, token_f1
 from glae_st.util import resolve_decoding
@@ -320,7 +321,8 @@ def plot(systems: dict[str, dict[str, Any]], path: Path) -> None:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120)
 
 
 def format_table(systems: dict[str, dict[str, Any]]) -> str:

@@ -61,6 +61,7 @@ from benchmarks.common import (
     write_json,
 )
 from glae_st import corpora
+from glae_st.atomic import atomic_path
 from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
 from glae_st.module import GLAEEmbedding
@@ -266,7 +267,8 @@ def plot_memory(results: Sequence[dict[str, Any]], path: Path) -> None:
     axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)
 
 

@@ -33,6 +33,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from glae_st.atomic import atomic_path, write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "training" / "logs"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -125,9 +127,9 @@ def main() -> None:
     for stage in (distill, iterative, *stage10.values(), stage11, stage12, stage13, stage15):
         points.update(stage)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pareto.json").write_text(json.dumps(points, indent=1))
+    write_text(RESULTS / "pareto.json", json.dumps(points, indent=1))
     selection = dev_selection_points()
-    (RESULTS / "pareto-dev-selection.json").write_text(json.dumps(selection, indent=1))
+    write_text(RESULTS / "pareto-dev-selection.json", json.dumps(selection, indent=1))
     figure, (axis, selection_axis) = plt.subplots(1, 2, figsize=(16, 6))
     lines = (
         [first, *continuation.values(), model_600],
@@ -151,7 +153,8 @@ def main() -> None:
     selection_axis.set_ylabel("STS-B dev Spearman x100 (1,500 pairs)")
     selection_axis.set_title("The models compared for the default (training/select_on_dev.py)")
     figure.tight_layout()
-    figure.savefig(RESULTS / "pareto.png", dpi=120)
+    with atomic_path(RESULTS / "pareto.png") as temporary:
+        figure.savefig(temporary, dpi=120)
     for name, point in points.items():
         print(f"{name:50s} STS-B dev {point['sts_dev_spearman']:.1f}  token F1 {point['decode_token_f1']:.3f}")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from benchmarks import decode_accuracy, inversion_audit, long_text, run_mteb, scaling, throughput
 from benchmarks.common import REPO_ROOT, RESULTS_DIR, results_dir
+from glae_st.atomic import write_text
 
 BENCHMARKS = {
     module.__name__.rpartition(".")[2]: module for module in (run_mteb, decode_accuracy, throughput, long_text)
@@ -270,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if not args.report_only:
         run_benchmarks(args.limit, args.benchmarks, args.extra_models)
     report = report_path(args.limit)
-    report.write_text(render_report(results_dir(args.limit), report) + hand_written_notes(report), encoding="utf-8")
+    write_text(report, render_report(results_dir(args.limit), report) + hand_written_notes(report))
     print(f"Wrote {report}")
     return report
 

@@ -4,7 +4,8 @@ Every file that glae-st writes (vectors, reports, plots, translators, the backbo
 through :func:`atomic_path` or :func:`atomic_folder`. A failure (a full disk, Ctrl-C, an error while the data is
 produced) leaves the target as it was, old file included, and no partial file beside it; the error names the file
 and says that nothing was written. Without ``force`` an existing target is never replaced, even by a file that
-appears while the new one is being written.
+appears while the new one is being written. The new file or folder gets the mode that writing in place would have
+given it (the old file's, else the usual one under the umask), not ``tempfile``'s private one.
 
 This module imports only the standard library, so that the ``glae`` command can check its outputs before any heavy
 import.
@@ -69,6 +70,29 @@ def check_can_write(target: str | os.PathLike[str], force: bool = False) -> None
         ) from None
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux), else set and put back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _give_mode(temporary: Path, target: Path, folder: bool = False) -> None:
+    """Give a temporary file or folder (created private by ``tempfile``) the mode that writing ``target`` in place
+    would have given it: the old target's mode when it exists, else the usual one under the umask."""
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = (0o777 if folder else 0o666) & ~_umask()
+    os.chmod(temporary, mode)
+
+
 def _publish(temporary: Path, target: Path, force: bool) -> None:
     """Move a finished temporary file onto ``target``: replace it if ``force``, else only if it does not exist."""
     if force:
@@ -112,6 +136,7 @@ def atomic_path(target: str | os.PathLike[str], force: bool = True) -> Iterator[
     temporary = Path(name)
     try:
         yield temporary
+        _give_mode(temporary, target)  # once written: a read-only old file must not make the new one unwritable
         _publish(temporary, target, force)
     except OutputExistsError:
         temporary.unlink(missing_ok=True)
@@ -157,6 +182,7 @@ def atomic_folder(target: str | os.PathLike[str], force: bool = False) -> Iterat
         raise _failed(target, exc) from None
     try:
         yield temporary
+        _give_mode(temporary, target, folder=True)
         replace_folder(temporary, target, force)
     except OutputExistsError:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -31,6 +31,7 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerModelC
 from sentence_transformers.base.model_card import generate_model_card
 
 from glae_st import __version__, prompts
+from glae_st.atomic import write_text
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE
 from glae_st.card_text import describe_adapter, describe_backbone, describe_decoding, describe_training
 from glae_st.decoding import decode, glae_module
@@ -290,7 +291,7 @@ def write_model_card(
     card_data.register_model(model)
     card_data.save_dir = str(folder)
     readme = folder / "README.md"
-    readme.write_text(generate_model_card(model), encoding="utf-8")
+    write_text(readme, generate_model_card(model))  # beside it, then renamed in: a failure keeps the old card
     return readme
 
 

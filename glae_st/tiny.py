@@ -86,6 +86,9 @@ def save_tiny_backbone(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         causal_lm = LlamaForCausalLM(config)
-    causal_lm.to(dtype).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    from glae_st.atomic import files_into
+
+    with files_into(folder) as temporary:  # each file renamed into ``folder`` once all are written
+        causal_lm.to(dtype).save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
     return str(folder)

@@ -318,6 +318,47 @@ def test_a_pickled_adapter_is_refused_with_the_way_to_convert_it(lora_model, tmp
         GLAEEmbedding.load(str(folder))
 
 
+def test_a_full_disk_keeps_the_old_benchmark_json_and_model_card(tiny_model, saved_model_dir, tmp_path, monkeypatch):
+    from benchmarks.common import write_json
+    from glae_st import model_card
+
+    report = tmp_path / "results" / "report.json"
+    report.parent.mkdir()
+    report.write_text('{"old": true}\n')
+    readme = saved_model_dir / "README.md"
+    readme.write_text("the old card")
+    monkeypatch.setattr(model_card, "generate_model_card", lambda model: "a new card, longer than ten bytes")
+    before = files_under(tmp_path)
+    full_disk_after(10, monkeypatch)
+    with pytest.raises(OSError, match="nothing was written"):
+        write_json(report, {"new": "a payload longer than ten bytes"})
+    with pytest.raises(OSError, match="nothing was written"):
+        model_card.write_model_card(tiny_model, saved_model_dir)
+    monkeypatch.undo()
+    assert files_under(tmp_path) == before  # both old files as they were, no temporary file beside them
+
+
+def test_written_files_get_the_mode_of_an_in_place_write(tmp_path, monkeypatch):
+    from benchmarks.common import write_json
+    from training.plots import plot_training_curves
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "new.json", {"a": 1})
+        plot_training_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], tmp_path / "curves.png")
+        with atomic.atomic_folder(tmp_path / "model") as folder:
+            (folder / "weights").write_text("whole")
+    finally:
+        os.umask(previous)
+    old = tmp_path / "old.json"
+    old.write_text("{}")
+    old.chmod(0o640)
+    write_json(old, {"b": 2})
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes == {"new.json": 0o644, "curves.png": 0o644, "model": 0o755, "old.json": 0o640}
+
+
 def test_a_failed_save_leaves_the_saved_model_as_it_was(lora_model, tmp_path, monkeypatch):
     from glae_st import module as module_file
 

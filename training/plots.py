@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from glae_st.atomic import atomic_path
+
 
 def plot_training_curves(log_history: list[dict[str, Any]], output_path: str | Path) -> None:
     """Save a PNG with the training loss and every ``eval_*`` metric against the step."""
@@ -31,5 +33,6 @@ def plot_training_curves(log_history: list[dict[str, Any]], output_path: str | P
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(output_path, dpi=110)
+    with atomic_path(output_path) as temporary:  # written beside it and renamed in: never a partial PNG
+        figure.savefig(temporary, dpi=110)
     plt.close(figure)

@@ -24,6 +24,8 @@ from typing import Any
 from datasets import DatasetDict
 from transformers import AutoTokenizer
 
+from glae_st.atomic import write_text
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"fp32": "false", "bf16": "true"}
 """Setting name -> the value of ``training.bf16``."""
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_text(args.output_dir / "speed.json", json.dumps(payload, indent=2) + "\n")
     print("| setting | s/step | text tokens/s | vs fp32 | STS-B dev | decode token F1 (dev) |")
     print("|---|---|---|---|---|---|")
     for name, m in results.items():

@@ -30,6 +30,7 @@ from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
+from glae_st.atomic import atomic_folder, files_into, write_text
 from glae_st.losses import (
     BoundedContextLoss,
     ConditionalAlignmentLoss,
@@ -214,7 +215,8 @@ def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir:
             for name, rows in datasets.items()
         }
     )
-    labelled.save_to_disk(str(cache_dir))
+    with atomic_folder(cache_dir, force=True) as temporary:  # renamed in once whole, as --resume trusts it
+        labelled.save_to_disk(str(temporary))
     return labelled
 
 
@@ -325,15 +327,16 @@ def main(argv: list[str] | None = None) -> None:
     model[0].long_text = (config.get("embedding") or {}).get(SAVED_LONG_TEXT, model[0].long_text)
     if model[0].embedding_norm is None or not any(config.get(key) for key in EXTRA_ADAPTER_KEYS):
         model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
-    model.save(str(final_dir))
-    (final_dir / TRAINING_LOG_FILE).write_text(json.dumps(trainer.state.log_history, indent=1))
+    with files_into(final_dir) as temporary:  # every file written beside the folder, then renamed in
+        model.save(str(temporary))
+    write_text(final_dir / TRAINING_LOG_FILE, json.dumps(trainer.state.log_history, indent=1))
     if config.get("init_from"):
         config = {
             **config,
             "earlier_stages": earlier_stages(config["init_from"]),
             "earlier_data": earlier_data(config["init_from"]),
         }
-    (final_dir / TRAINING_CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    write_text(final_dir / TRAINING_CONFIG_FILE, json.dumps(config, indent=1))
     plot_training_curves(trainer.state.log_history, final_dir / "training_curves.png")
 
     results_md = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
@@ -341,7 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     # the curated Hub card replaces sentence-transformers' own
     write_model_card(model, final_dir, model_name=output_dir.name, **card_kwargs)
     if args.export_to:
-        shutil.copytree(final_dir, args.export_to, dirs_exist_ok=True)
+        with files_into(args.export_to) as temporary:  # a copy beside it, each file then renamed in
+            shutil.copytree(final_dir, temporary, dirs_exist_ok=True)
         write_model_card(model, args.export_to, model_name=Path(args.export_to).name, **card_kwargs)
 
 
