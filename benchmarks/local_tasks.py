@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -281,6 +282,24 @@ QUERY_START_WORDS = 120
 """Queries start at word 120 or later: past the first two 64-token chunks, where truncation to one chunk reads none."""
 
 
+def passage_queries(
+    texts: Iterable[str], document_words: int, query_words: int, start_words: int, min_words: int, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """``(queries, documents)``: for every text of at least ``min_words`` words, its first ``document_words`` words,
+    and a passage of ``query_words`` words drawn (seeded) from word ``start_words`` on."""
+    rng = random.Random(seed)
+    queries, documents = [], []
+    for text in texts:
+        words = text.split()
+        if len(words) < min_words:
+            continue
+        document = words[:document_words]
+        start = rng.randint(start_words, len(document) - query_words)
+        queries.append(" ".join(document[start : start + query_words]))
+        documents.append(" ".join(document))
+    return queries, documents
+
+
 def long_document_queries(
     split: Literal["dev", "test"] = "test", min_words: int = 250, seed: int = 0
 ) -> tuple[list[str], list[str]]:
@@ -288,17 +307,8 @@ def long_document_queries(
     :func:`glae_st.corpora.news_split_articles` with at least ``min_words`` words, its first
     :data:`LONG_DOCUMENT_WORDS` words, and a passage of :data:`QUERY_WORDS` words drawn (seeded) from word
     :data:`QUERY_START_WORDS` on."""
-    rng = random.Random(seed)
-    queries, documents = [], []
-    for _, text in corpora.news_split_articles(split):
-        words = text.split()
-        if len(words) < min_words:
-            continue
-        document = words[:LONG_DOCUMENT_WORDS]
-        start = rng.randint(QUERY_START_WORDS, len(document) - QUERY_WORDS)
-        queries.append(" ".join(document[start : start + QUERY_WORDS]))
-        documents.append(" ".join(document))
-    return queries, documents
+    articles = (text for _, text in corpora.news_split_articles(split))
+    return passage_queries(articles, LONG_DOCUMENT_WORDS, QUERY_WORDS, QUERY_START_WORDS, min_words, seed)
 
 
 class NewsLongDocumentRetrieval(AbsTaskRetrieval):

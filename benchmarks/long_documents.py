@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from benchmarks.common import GLAE, command_line, load_glae, machine_info, results_dir, write_json
-from benchmarks.local_tasks import long_document_queries
+from benchmarks.local_tasks import long_document_queries, passage_queries
 from glae_st import corpora
 
 DEEP_DOCUMENT_WORDS = 1400
@@ -60,17 +59,11 @@ def start_queries(split: str) -> tuple[list[str], list[str]]:
 def deep_queries(split: str, seed: int = 0) -> tuple[list[str], list[str]]:
     """State of the Union addresses of at least 1.5x :data:`DEEP_QUERY_START_WORDS` words, cut to
     :data:`DEEP_DOCUMENT_WORDS`, each with a passage drawn (seeded) from word :data:`DEEP_QUERY_START_WORDS` on."""
-    rng = random.Random(seed)
-    queries, documents = [], []
-    for index, (_, text) in enumerate(corpora.state_of_the_union_addresses()):
-        words = text.split()
-        if index % 2 != (split == "dev") or len(words) < DEEP_QUERY_START_WORDS * 1.5:
-            continue
-        document = words[:DEEP_DOCUMENT_WORDS]
-        start = rng.randint(DEEP_QUERY_START_WORDS, len(document) - DEEP_QUERY_WORDS)
-        queries.append(" ".join(document[start : start + DEEP_QUERY_WORDS]))
-        documents.append(" ".join(document))
-    return queries, documents
+    addresses = [
+        text for index, (_, text) in enumerate(corpora.state_of_the_union_addresses()) if index % 2 == (split == "dev")
+    ]
+    minimum = int(DEEP_QUERY_START_WORDS * 1.5)
+    return passage_queries(addresses, DEEP_DOCUMENT_WORDS, DEEP_QUERY_WORDS, DEEP_QUERY_START_WORDS, minimum, seed)
 
 
 TASKS: dict[str, Callable[[str], tuple[list[str], list[str]]]] = {
