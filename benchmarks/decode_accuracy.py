@@ -113,18 +113,15 @@ def decoding_setting(model: SentenceTransformer, args: argparse.Namespace) -> di
         num_beams=args.num_beams,
         num_candidates=args.candidates,
         refinement_steps=args.refinement_steps,
-        correction_steps=args.correction_steps,
     )
 
 
 def setting_label(setting: dict[str, int]) -> str:
-    """`` (beam B) (rerank K) (refine S) (correct C)`` for the settings that differ from greedy decoding; empty for
-    greedy."""
+    """`` (beam B) (rerank K) (refine S)`` for the settings that differ from greedy decoding; empty for greedy."""
     return (
         (f" (beam {setting['num_beams']})" if setting["num_beams"] > 1 else "")
         + (f" (rerank {setting['num_candidates']})" if setting["num_candidates"] > 1 else "")
         + (f" (refine {setting['refinement_steps']})" if setting["refinement_steps"] > 0 else "")
-        + (f" (correct {setting['correction_steps']})" if setting["correction_steps"] > 0 else "")
     )
 
 
@@ -386,13 +383,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--refinement-steps", type=int, help="Correction rounds of the round trip (default 0: none).")
     parser.add_argument(
-        "--correction-steps", type=int, help="Rounds of the learned corrector after those (default 0: none)."
-    )
-    parser.add_argument(
         "--model-decoding",
         action="store_true",
         help="Decode each model as glae_st.decode does by default: with its own saved decoding setting, for every "
-        "setting the four options above leave open (the bundled default: 16 beams and one refinement round).",
+        "setting the three options above leave open (the bundled default: 16 beams and one refinement round).",
     )
     parser.add_argument(
         "--buckets",
@@ -445,7 +439,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ("--num-beams", args.num_beams, 1),
         ("--candidates", args.candidates, 1),
         ("--refinement-steps", args.refinement_steps, 0),
-        ("--correction-steps", args.correction_steps, 0),
     ):
         if value is not None and value < lowest:
             raise SystemExit(f"{flag} must be at least {lowest}, got {value}.")

@@ -15,10 +15,7 @@ has a :data:`RECURRENCE_ADAPTER`)."""
 RECURRENCE_ADAPTER = "recurrence"
 """The optional peft adapter of the Fig. 3 recurrence and the continue prompt
 (:meth:`GLAEEmbedding.add_recurrence_adapter`); peft saves it in ``adapter/recurrence``."""
-CORRECTOR_ADAPTER = "corrector"
-"""The optional peft adapter of the correction prompt (:meth:`GLAEEmbedding.add_corrector_adapter`, the learned
-corrector of :mod:`glae_st.correction`); peft saves it in ``adapter/corrector``."""
-EXTRA_ADAPTERS = (RECURRENCE_ADAPTER, CORRECTOR_ADAPTER)
+EXTRA_ADAPTERS = (RECURRENCE_ADAPTER,)
 """The adapters a model may carry beside :data:`MAIN_ADAPTER`, each a copy of it at first that trains alone."""
 
 
@@ -74,24 +71,6 @@ class AdaptersMixin:
                 smaller than the main adapter's.
         """
         self._add_adapter_copy(RECURRENCE_ADAPTER, rank)
-
-    @property
-    def has_corrector_adapter(self) -> bool:
-        """Whether the model has a learned corrector (:data:`CORRECTOR_ADAPTER`)."""
-        return CORRECTOR_ADAPTER in getattr(self.causal_lm, "peft_config", {})
-
-    def add_corrector_adapter(self, rank: int | None = None) -> None:
-        """Give the correction prompt (:data:`glae_st.prompts.CORRECT`) a LoRA adapter of its own, starting as an exact
-        copy of the main adapter: the learned corrector of :mod:`glae_st.correction` (after vec2text: Morris et al.,
-        2023). Encoding and the first decode keep their adapter, so training only this one
-        (``training/configs/smollm2-corrector.yaml``, :class:`~glae_st.losses.CorrectionLoss`) leaves every embedding
-        and first decode as it was. ``rank`` works as in :meth:`add_recurrence_adapter`.
-
-        Raises:
-            ValueError: The model has no main LoRA adapter, already has a corrector adapter, or ``rank`` is smaller
-                than the main adapter's.
-        """
-        self._add_adapter_copy(CORRECTOR_ADAPTER, rank)
 
     def _add_adapter_copy(self, adapter: str, rank: int | None) -> None:
         """Add ``adapter`` as an exact copy of the main adapter (extra rank with zero ``B``); only it trains, the main

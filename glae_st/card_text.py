@@ -71,15 +71,9 @@ def describe_decoding(decoding: dict[str, int] | None) -> str:
         )
     else:
         search = f"the best of {first} by round-trip cosine" if candidates > 1 else first
-    corrections = setting["correction_steps"]
-    if corrections:
-        search += (
-            f", then {corrections} round{'s' if corrections > 1 else ''} of the learned corrector ({candidates} "
-            "corrections of the best text so far, which join the pool)"
-        )
     return (
         f"`glae_st.decode` keeps {search} by default (the model's `decoding` setting); pass `num_candidates=1, "
-        "refinement_steps=0, correction_steps=0` for plain greedy decoding, the fastest"
+        "refinement_steps=0` for plain greedy decoding, the fastest"
     )
 
 

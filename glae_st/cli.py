@@ -329,17 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--refinement-steps",
         type=non_negative_int,
         metavar="S",
-        help="Training-free correction rounds after the first decode (default: the model's own setting, else 0).",
+        help="Correction rounds after the first decode (default: the model's own setting, else 0).",
     )
     decode.add_argument(
-        "--correction-steps",
-        type=non_negative_int,
-        metavar="C",
-        help="Rounds of the model's learned corrector after those (default: the model's own setting, else 0; a "
-        "model without a corrector adapter takes only 0).",
-    )
-    decode.add_argument(
-        "--greedy", action="store_true", help="Plain greedy decoding: one candidate, no correction (fastest)."
+        "--greedy", action="store_true", help="Plain greedy decoding: one candidate, no refinement (fastest)."
     )
     decode.add_argument(
         "--scores", action="store_true", help="Print '<score>\\t<text>': the round-trip cosine of each text."
@@ -568,12 +561,11 @@ def run_encode(args: argparse.Namespace) -> None:
 
 def describe_setting(setting: dict[str, int]) -> str:
     """A decode setting in words, for the progress line."""
-    rounds, corrections = setting["refinement_steps"], setting["correction_steps"]
-    if setting["num_candidates"] == 1 and rounds == 0 and corrections == 0:
+    if setting["num_candidates"] == 1 and setting["refinement_steps"] == 0:
         return "greedy" if setting["num_beams"] == 1 else f"beam search of width {setting['num_beams']}"
-    words = f"best of {setting['num_candidates']} candidate{'s' if setting['num_candidates'] != 1 else ''} by round-trip cosine"
-    words += f" + {rounds} refinement round{'s' if rounds != 1 else ''}" if rounds else ""
-    return words + (f" + {corrections} corrector round{'s' if corrections != 1 else ''}" if corrections else "")
+    rounds = setting["refinement_steps"]
+    words = f"best of {setting['num_candidates']} candidates by round-trip cosine"
+    return words + (f" + {rounds} refinement round{'s' if rounds != 1 else ''}" if rounds else "")
 
 
 def model_decoding(model: Any) -> dict[str, int] | None:
@@ -587,10 +579,8 @@ def model_decoding(model: Any) -> dict[str, int] | None:
 
 def run_decode(args: argparse.Namespace) -> None:
     """``glae decode``: read and check the vectors, then load the model and decode."""
-    if args.greedy and (args.candidates, args.refinement_steps, args.correction_steps) != (None, None, None):
-        raise UsageError(
-            "--greedy is one candidate and no correction; leave out --candidates/--refinement-steps/--correction-steps."
-        )
+    if args.greedy and (args.candidates, args.refinement_steps) != (None, None):
+        raise UsageError("--greedy is one candidate and no refinement; leave out --candidates/--refinement-steps.")
     vectors = mix_vectors(*args.mix, args.alpha) if args.mix else read_vectors(args.vectors)
     check_vectors(vectors, str(args.model))
     from glae_st import decoding, registry  # looked up at call time, so that tests can replace them
@@ -599,14 +589,12 @@ def run_decode(args: argparse.Namespace) -> None:
     model = registry.load_model(args.model)
     num_candidates = 1 if args.greedy else args.candidates
     refinement_steps = 0 if args.greedy else args.refinement_steps
-    correction_steps = 0 if args.greedy else args.correction_steps
     batch_size = args.batch_size
     setting = decoding.resolve_decoding(
         model_decoding(model),
         num_beams=args.num_beams,
         num_candidates=num_candidates,
         refinement_steps=refinement_steps,
-        correction_steps=correction_steps,
     )
     batch_size = min(batch_size, max(1, MAX_SEQUENCES // max(setting["num_beams"], setting["num_candidates"])))
     faster = "" if setting["num_candidates"] == 1 else "; --greedy is much faster"
@@ -619,7 +607,6 @@ def run_decode(args: argparse.Namespace) -> None:
         batch_size=batch_size,
         num_candidates=num_candidates,
         refinement_steps=refinement_steps,
-        correction_steps=correction_steps,
         return_scores=args.scores,
     )
     if args.scores:

@@ -12,7 +12,6 @@ from tqdm.auto import trange
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from glae_st import prompts
-from glae_st.correction import correction_prompt_embeds
 from glae_st.module import GLAEEmbedding
 from glae_st.util import check_decoding_setting, check_positive_int, resolve_decoding
 
@@ -160,7 +159,6 @@ def decode(
     num_candidates: int | None = None,
     refinement_steps: int | None = None,
     return_scores: bool = False,
-    correction_steps: int | None = None,
 ) -> list[str] | tuple[list[str], list[float]]:
     """Generate the text that each GLAE embedding encodes.
 
@@ -180,14 +178,9 @@ def decode(
     join the pool and the round-trip cosine still picks the winner, so a round never makes the result worse by
     that measure.
 
-    ``correction_steps=C`` adds C rounds of the learned corrector (a model with a corrector adapter,
-    :meth:`GLAEEmbedding.add_corrector_adapter`): as vec2text's corrector, the model reads the input vector, the
-    embedding of the best text so far, their difference and that text (:data:`glae_st.prompts.CORRECT`), and writes
-    ``num_candidates`` corrected texts (a beam search), which join the pool as above.
-
     A setting left at None takes the model's own choice (the ``decoding`` of its config, chosen on dev data, as
     ``generation_config.json`` does for ``transformers``), else :data:`GREEDY_DECODING` (greedy). For plain greedy
-    decoding of any model, pass ``num_candidates=1, refinement_steps=0, correction_steps=0``.
+    decoding of any model, pass ``num_candidates=1, refinement_steps=0``.
 
     L2-normalised embeddings (``encode(..., normalize_embeddings=True)``) are scaled back to the model's typical
     norm (``embedding_norm`` of the module) before decoding.
@@ -200,9 +193,8 @@ def decode(
         batch_size: Vectors decoded together.
         show_progress_bar: Show a progress bar; by default when there is more than one batch.
         num_candidates: Candidates generated per vector (and per refinement round), reranked by round-trip cosine.
-        refinement_steps: Training-free correction rounds after the first decode; 0 keeps its candidates.
+        refinement_steps: Correction rounds after the first decode; 0 keeps the first decode's candidates.
         return_scores: Also return the round-trip cosine of each text.
-        correction_steps: Rounds of the learned corrector after those; 0 for none (a model without a corrector).
 
     Returns:
         One string per embedding; with ``return_scores``, ``(texts, scores)``.
@@ -215,29 +207,19 @@ def decode(
     """
     module = glae_module(model)
     setting = resolve_decoding(
-        module.decoding,
-        num_beams=num_beams,
-        num_candidates=num_candidates,
-        refinement_steps=refinement_steps,
-        correction_steps=correction_steps,
+        module.decoding, num_beams=num_beams, num_candidates=num_candidates, refinement_steps=refinement_steps
     )
     check_positive_int("max_new_tokens", max_new_tokens)
     check_positive_int("batch_size", batch_size)
     for name, value in setting.items():
         check_decoding_setting(name, value)
-    if setting["correction_steps"] and not module.has_corrector_adapter:
-        raise ValueError(
-            f"correction_steps={setting['correction_steps']} needs a learned corrector, and this model has none "
-            "(GLAEEmbedding.add_corrector_adapter, trained with training/configs/smollm2-corrector.yaml); decode it "
-            "with correction_steps=0."
-        )
     vectors = restore_norm(module, validate_embeddings(embeddings, module.get_embedding_dimension()))
     warn_far_vectors(module, vectors)
     if show_progress_bar is None:
         show_progress_bar = len(vectors) > batch_size
     was_training = module.training
     module.eval()
-    searches = setting["num_candidates"] > 1 or setting["refinement_steps"] > 0 or setting["correction_steps"] > 0
+    searches = setting["num_candidates"] > 1 or setting["refinement_steps"] > 0
     texts: list[str] = []
     scores: list[float] = []
     for start in trange(0, len(vectors), batch_size, desc="Decoding", disable=not show_progress_bar):
@@ -257,62 +239,28 @@ def generate_texts(
     module: GLAEEmbedding, vectors: torch.Tensor, max_new_tokens: int, num_beams: int, num_return_sequences: int
 ) -> list[str]:
     """``num_return_sequences`` texts per vector (consecutive), decoded with a beam of ``max(num_beams,
-    num_return_sequences)`` (see :func:`texts_from_prompts`)."""
-    with module.inference_autocast():
-        inputs_embeds = module.decode_prompt_embeds(vectors)
-        attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device)
-        return texts_from_prompts(
-            module, inputs_embeds, attention_mask, max_new_tokens, max(num_beams, num_return_sequences), num_return_sequences
-        )
+    num_return_sequences)``.
 
-
-def corrected_texts(
-    module: GLAEEmbedding,
-    vectors: torch.Tensor,
-    hypotheses: list[str],
-    hypothesis_embeddings: torch.Tensor,
-    max_new_tokens: int,
-    num_candidates: int,
-) -> list[str]:
-    """``num_candidates`` corrections per vector (consecutive) of its hypothesis by the learned corrector
-    (:mod:`glae_st.correction`), a beam search of that width over the correction prompt."""
-    hypothesis_ids = [
-        ids[: module.max_seq_length]
-        for ids in module.tokenizer(hypotheses, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    ]
-    with module.inference_autocast():
-        inputs_embeds, attention_mask = correction_prompt_embeds(module, vectors, hypothesis_embeddings, hypothesis_ids)
-        return texts_from_prompts(module, inputs_embeds, attention_mask, max_new_tokens, num_candidates, num_candidates)
-
-
-def texts_from_prompts(
-    module: GLAEEmbedding,
-    inputs_embeds: torch.Tensor,
-    attention_mask: torch.Tensor,
-    max_new_tokens: int,
-    num_beams: int,
-    num_return_sequences: int,
-) -> list[str]:
-    """Generate from prompt input embeddings until ``</text>``: ``num_return_sequences`` texts per prompt.
-
-    With several texts per prompt, the beam search ends as soon as each prompt has a full beam of finished hypotheses
+    With several texts per vector, the beam search ends as soon as each vector has a full beam of finished hypotheses
     (``early_stopping=True``): they are candidates for the round trip, not a ranking, and waiting for better-scored
     ones (transformers' default heuristic) cost both time and round-trip fidelity on dev data.
     """
     text_close = module.special_token_ids[prompts.TEXT_CLOSE]
     pad_id = module.tokenizer.pad_token_id if module.tokenizer.pad_token_id is not None else text_close
-    generated = module.generate(
-        inputs_embeds,
-        attention_mask,
-        max_new_tokens=max_new_tokens,
-        num_beams=num_beams,
-        num_return_sequences=num_return_sequences,
-        early_stopping=num_return_sequences > 1,
-        do_sample=False,
-        eos_token_id=text_close,
-        pad_token_id=pad_id,
-        logits_processor=LogitsProcessorList([RefuseNaNScores()]),
-    )
+    with module.inference_autocast():
+        inputs_embeds = module.decode_prompt_embeds(vectors)
+        generated = module.generate(
+            inputs_embeds,
+            torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=module.device),
+            max_new_tokens=max_new_tokens,
+            num_beams=max(num_beams, num_return_sequences),
+            num_return_sequences=num_return_sequences,
+            early_stopping=num_return_sequences > 1,
+            do_sample=False,
+            eos_token_id=text_close,
+            pad_token_id=pad_id,
+            logits_processor=LogitsProcessorList([RefuseNaNScores()]),
+        )
     texts = []
     for row in generated.tolist():
         row = row[: row.index(text_close)] if text_close in row else row
@@ -327,20 +275,15 @@ def round_trip_search(
     num_beams: int,
     num_candidates: int,
     refinement_steps: int,
-    correction_steps: int = 0,
 ) -> tuple[list[str], list[float]]:
     """The text of each vector whose embedding is closest (cosine) to it among ``num_candidates`` decodes of the
-    vector, of each of ``refinement_steps`` corrected queries, and of each of ``correction_steps`` rounds of the
-    learned corrector (see :func:`decode`), with that cosine."""
+    vector and of each of ``refinement_steps`` corrected queries (see :func:`decode`), with that cosine."""
     best_texts = [""] * len(vectors)
     best_scores = torch.full((len(vectors),), -2.0)
     best_embeddings = vectors.clone()
     queries = vectors
-    for step in range(refinement_steps + correction_steps + 1):
-        if step <= refinement_steps:
-            candidates = generate_texts(module, queries, max_new_tokens, num_beams, num_candidates)
-        else:
-            candidates = corrected_texts(module, vectors, best_texts, best_embeddings, max_new_tokens, num_candidates)
+    for step in range(refinement_steps + 1):
+        candidates = generate_texts(module, queries, max_new_tokens, num_beams, num_candidates)
         cosines, again = round_trip(module, vectors.repeat_interleave(num_candidates, dim=0), candidates)
         cosines = cosines.view(len(vectors), num_candidates)
         top, column = cosines.max(dim=1)

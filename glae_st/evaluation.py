@@ -62,8 +62,6 @@ class DecodeFidelityEvaluator(SentenceEvaluator):
         max_new_tokens: The most tokens generated per text.
         batch_size: Texts per encode/decode batch.
         name: Prefix of the metric names.
-        decoding: Settings of :func:`glae_st.decode` (e.g. ``{"correction_steps": 1}``); the model's own for the
-            rest.
 
     Example::
 
@@ -71,16 +69,8 @@ class DecodeFidelityEvaluator(SentenceEvaluator):
         evaluator(model)   # {"held-out_decode_token_f1": ..., "held-out_decode_exact_match": ...}
     """
 
-    def __init__(
-        self,
-        texts: Sequence[str],
-        max_new_tokens: int = 64,
-        batch_size: int = 16,
-        name: str = "",
-        decoding: dict[str, int] | None = None,
-    ) -> None:
+    def __init__(self, texts: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16, name: str = "") -> None:
         super().__init__()
-        self.decoding = decoding or {}
         self.texts = list(texts)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
@@ -92,9 +82,7 @@ class DecodeFidelityEvaluator(SentenceEvaluator):
         self, model: SentenceTransformer, output_path: str | None = None, epoch: int = -1, steps: int = -1
     ) -> dict[str, float]:
         embeddings = model.encode(self.texts, batch_size=self.batch_size, convert_to_tensor=True)
-        predictions = decode(
-            model, embeddings, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, **self.decoding
-        )
+        predictions = decode(model, embeddings, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
         metrics = {
             "decode_token_f1": float(np.mean([token_f1(p, r) for p, r in zip(predictions, self.texts)])),
             "decode_exact_match": float(np.mean([exact_match(p, r) for p, r in zip(predictions, self.texts)])),

@@ -9,10 +9,6 @@ tokenised once (and, for encoding, its key/value cache computed once):
                ``</embedding><text>`` + chunk + ``</text><embedding>``
 - continue:    ``Continue the text after this embedding: <embedding>`` + memory + ``</embedding><text>`` -> the
                text that follows (Fig. 2, bounded-context language modelling)
-- correct:     ``Correct the text toward this embedding: <embedding>`` + target + ``</embedding>. The text's own
-               embedding: <embedding>`` + its embedding + ``</embedding>, and what it misses: <embedding>`` + the
-               difference + ``</embedding>. Text: <text>`` + text + ``</text> Corrected: <text>`` -> a better text
-               ``</text>`` (the learned corrector)
 
 The encode answer ``<embedding>`` is the last input token; its layer -2 hidden state is the embedding.
 """
@@ -61,25 +57,3 @@ CONTINUE = PromptTemplate(
 """Fig. 2: the memory (the embedding of everything read so far) goes in the slot; the model answers the text that
 follows it. A prompt of its own, because after the decode prompt the same vector means "this text" and the first
 token to predict is the text's first token, while here it is the token after the text."""
-
-
-@dataclass(frozen=True)
-class CorrectionTemplate:
-    """A prompt with three vector slots and a text slot: ``pieces[0]`` + target + ``pieces[1]`` + the hypothesis's
-    embedding + ``pieces[2]`` + their difference + ``pieces[3]`` + the hypothesis + ``pieces[4]``."""
-
-    pieces: tuple[str, str, str, str, str]
-
-
-CORRECT = CorrectionTemplate(
-    pieces=(
-        f"Correct the text toward this embedding: {EMBEDDING_OPEN}",
-        f"{EMBEDDING_CLOSE}. The text's own embedding: {EMBEDDING_OPEN}",
-        f"{EMBEDDING_CLOSE}, and what it misses: {EMBEDDING_OPEN}",
-        f"{EMBEDDING_CLOSE}. Text: {TEXT_OPEN}",
-        f"{TEXT_CLOSE} Corrected: {TEXT_OPEN}",
-    )
-)
-"""The learned corrector (after vec2text: Morris et al., 2023): the target vector, the embedding of the current
-hypothesis and their difference go in the three slots, the hypothesis's tokens in ``<text>``; the model answers a
-corrected ``text</text>``."""

@@ -111,7 +111,6 @@ class GLAEDecoder:
         max_new_tokens: The most tokens generated per vector.
         num_candidates: Candidates per vector, reranked by round-trip cosine (None: the model's own setting).
         refinement_steps: Correction rounds of the round trip (None: the model's own setting).
-        correction_steps: Rounds of the learned corrector (None: the model's own setting).
         batch_size: The decode batch size within a Ray batch.
         device: ``"cuda"``, ``"cpu"``, ...; by default CUDA when the actor has a GPU.
     """
@@ -126,7 +125,6 @@ class GLAEDecoder:
         refinement_steps: int | None = None,
         batch_size: int = 32,
         device: str | None = None,
-        correction_steps: int | None = None,
     ) -> None:
         self.model = _load(model, device)
         self.embedding_column = embedding_column
@@ -134,7 +132,6 @@ class GLAEDecoder:
         self.max_new_tokens = max_new_tokens
         self.num_candidates = num_candidates
         self.refinement_steps = refinement_steps
-        self.correction_steps = correction_steps
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -148,7 +145,6 @@ class GLAEDecoder:
             batch_size=self.batch_size,
             num_candidates=self.num_candidates,
             refinement_steps=self.refinement_steps,
-            correction_steps=self.correction_steps,
         )
         return {**batch, self.text_column: np.array(texts, dtype=object)}
 

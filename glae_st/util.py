@@ -39,7 +39,7 @@ def validate_texts(inputs: Any) -> list[str]:
     return texts
 
 
-GREEDY_DECODING: dict[str, int] = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0, "correction_steps": 0}
+GREEDY_DECODING: dict[str, int] = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0}
 """The settings of :func:`glae_st.decode` that a model's ``decoding`` may choose, at the values of plain greedy
 decoding (what a setting that neither the call nor the model gives falls back to)."""
 
@@ -57,10 +57,10 @@ def check_decoding_setting(name: str, value: Any) -> None:
     """Raise a ValueError unless ``name`` is one of :data:`GREEDY_DECODING` with a count it accepts."""
     if name not in GREEDY_DECODING:
         raise ValueError(f"Unknown decoding setting {name!r}; the settings are {list(GREEDY_DECODING)}.")
-    if name not in ("refinement_steps", "correction_steps"):
+    if name != "refinement_steps":
         check_positive_int(name, value)
     elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        raise ValueError(f"refinement_steps must be a non-negative integer, got {value!r}.")
 
 
 def padded_positions(attention_mask: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

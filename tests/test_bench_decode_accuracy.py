@@ -141,13 +141,13 @@ def test_decode_benchmark_decodes_greedily_or_with_the_model_setting_and_the_com
     tiny_model: SentenceTransformer,
 ):
     tiny_model[0].decoding = {"num_candidates": 16, "refinement_steps": 1}
-    greedy = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0, "correction_steps": 0}
+    greedy = {"num_beams": 1, "num_candidates": 1, "refinement_steps": 0}
     plain = decode_accuracy.parse_args(["--models", "glae"])
     assert decode_accuracy.decoding_setting(tiny_model, plain) == greedy
     assert decode_accuracy.setting_label(greedy) == ""
     own_args = decode_accuracy.parse_args(["--models", "glae", "--model-decoding"])
     own = decode_accuracy.decoding_setting(tiny_model, own_args)
-    assert own == {"num_beams": 1, "num_candidates": 16, "refinement_steps": 1, "correction_steps": 0}
+    assert own == {"num_beams": 1, "num_candidates": 16, "refinement_steps": 1}
     assert decode_accuracy.setting_label(own) == " (rerank 16) (refine 1)"
     mixed = decode_accuracy.parse_args(["--models", "glae", "--model-decoding", "--refinement-steps", "0"])
     assert decode_accuracy.decoding_setting(tiny_model, mixed) == {**own, "refinement_steps": 0}

@@ -232,7 +232,6 @@ def test_candidates_and_scores_map_to_decode(bad_inputs, monkeypatch, capsys):
         "batch_size": 32,
         "num_candidates": 3,
         "refinement_steps": None,
-        "correction_steps": None,
         "return_scores": True,
     }
     code, _, out = run_cli(["--model", "m", "decode", good], capsys)  # the model's own setting
@@ -241,25 +240,14 @@ def test_candidates_and_scores_map_to_decode(bad_inputs, monkeypatch, capsys):
     assert calls[-1][2]["return_scores"] is False
     run_cli(["--model", "m", "decode", good, "--refinement-steps", "2"], capsys)
     assert calls[-1][2]["refinement_steps"] == 2
-    run_cli(["--model", "m", "decode", good, "--correction-steps", "1"], capsys)
-    assert calls[-1][2]["correction_steps"] == 1
     run_cli(["--model", "m", "decode", good, "--greedy"], capsys)
     assert calls[-1][2]["num_candidates"] == 1 and calls[-1][2]["refinement_steps"] == 0
-    assert calls[-1][2]["correction_steps"] == 0
     count = len(calls)
     code, err, _ = run_cli(["--model", "m", "decode", good, "--greedy", "--candidates", "4"], capsys)
-    assert_one_line_error(code, err, "--greedy is one candidate and no correction")
+    assert_one_line_error(code, err, "--greedy is one candidate and no refinement")
     code, err, _ = run_cli(["--model", "m", "decode", good, "--refinement-steps", "-1"], capsys)
     assert code == 2 and "expected an integer >= 0, got '-1'" in err[-1]
     assert len(calls) == count
-
-
-def test_correction_steps_on_a_model_without_a_corrector_is_one_line(saved_model_dir, tmp_path, capsys):
-    model = ["--model", str(saved_model_dir)]
-    cli.main([*model, "encode", "A cat sits.", "-o", str(tmp_path / "v.npy")])
-    code, err, out = run_cli([*model, "decode", str(tmp_path / "v.npy"), "--correction-steps", "1"], capsys)
-    assert_one_line_error(code, err, "needs a learned corrector", model_loaded=True)
-    assert out == ""
 
 
 def test_candidates_and_scores_with_the_real_decode(saved_model_dir, tmp_path, capsys):

@@ -235,10 +235,10 @@ def test_a_model_decodes_with_its_own_saved_setting_unless_the_call_overrides_it
     reloaded = glae_st.load_model(str(tmp_path / "chosen"))
     assert reloaded[0].decoding == {"num_candidates": 3, "refinement_steps": 1}
     own = glae_st.decode(reloaded, embeddings, max_new_tokens=4)
-    assert settings[-1] == {"num_beams": 1, "num_candidates": 3, "refinement_steps": 1, "correction_steps": 0}
+    assert settings[-1] == {"num_beams": 1, "num_candidates": 3, "refinement_steps": 1}
     assert own == glae_st.decode(tiny_model, embeddings, max_new_tokens=4, num_candidates=3, refinement_steps=1)
     glae_st.decode(reloaded, embeddings, max_new_tokens=4, num_candidates=2)
-    assert settings[-1] == {"num_beams": 1, "num_candidates": 2, "refinement_steps": 1, "correction_steps": 0}
+    assert settings[-1] == {"num_beams": 1, "num_candidates": 2, "refinement_steps": 1}
     calls = len(settings)
     assert glae_st.decode(reloaded, embeddings, max_new_tokens=4, num_candidates=1, refinement_steps=0) == greedy
     assert len(settings) == calls

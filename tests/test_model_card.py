@@ -223,7 +223,6 @@ GREEDY: frozenset[int] = frozenset()
         ({"num_candidates": 8}, {8}, True),
         ({"refinement_steps": 2}, {2}, True),
         ({"num_beams": 4, "refinement_steps": 1}, {4, 1}, True),
-        ({"num_candidates": 4, "correction_steps": 2}, {4, 2}, True),
     ],
 )
 def test_card_says_how_the_model_decodes_by_default(
@@ -236,13 +235,12 @@ def test_card_says_how_the_model_decodes_by_default(
     if numbers == GREEDY:
         assert words == describe_decoding(None)
     else:  # a slower default names the way back to plain greedy decoding
-        assert "num_candidates=1, refinement_steps=0, correction_steps=0" in code_spans(words)
+        assert "num_candidates=1, refinement_steps=0" in code_spans(words)
 
 
 def test_every_decode_setting_has_words_of_its_own():
     settings = [{"num_beams": 4}, {"num_candidates": 4}, {"refinement_steps": 1}, {"refinement_steps": 2}]
     settings += [{"num_beams": 4, "refinement_steps": 1}, {"num_candidates": 4, "refinement_steps": 1}]
-    settings += [{"num_candidates": 4, "correction_steps": 1}, {"num_candidates": 4, "correction_steps": 2}]
     assert len({describe_decoding(setting) for setting in [None, *settings]}) == len(settings) + 1
 
 

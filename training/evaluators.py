@@ -14,7 +14,7 @@ from glae_st import GLAEEmbedding
 from glae_st.evaluation import DecodeFidelityEvaluator
 from training import data
 
-EVALUATORS = ("stsb_dev_limit", "decode_texts", "correction_texts", "long_documents")
+EVALUATORS = ("stsb_dev_limit", "decode_texts", "long_documents")
 """The keys of a config's ``eval``, each the size of one training-time evaluator (:func:`build_evaluator`)."""
 
 
@@ -25,7 +25,7 @@ def selected_evaluators(settings: dict[str, Any]) -> list[str]:
 
 def build_evaluator(config: dict[str, Any], module: GLAEEmbedding) -> SequentialEvaluator:
     """The training-time evaluators ``eval`` asks for, all on dev data: STS-B dev pairs (``stsb_dev_limit``), decode
-    fidelity on Lee dev sentences (``decode_texts``; ``correction_texts`` with one round of the learned corrector), and long-document retrieval with the model's ``long_text``
+    fidelity on Lee dev sentences (``decode_texts``), and long-document retrieval with the model's ``long_text``
     mode on dev news articles (``long_documents``: that many (deep passage, article) pairs, as in training)."""
     settings = config["eval"]
     wanted = selected_evaluators(settings)
@@ -38,14 +38,6 @@ def build_evaluator(config: dict[str, Any], module: GLAEEmbedding) -> Sequential
     if "decode_texts" in wanted:
         evaluators.append(
             DecodeFidelityEvaluator(data.held_out_decode_texts(settings["decode_texts"]), name="held-out")
-        )
-    if "correction_texts" in wanted:  # greedy, then one greedy round of the learned corrector
-        evaluators.append(
-            DecodeFidelityEvaluator(
-                data.held_out_decode_texts(settings["correction_texts"]),
-                name="held-out-corrected",
-                decoding={"num_candidates": 1, "refinement_steps": 0, "correction_steps": 1},
-            )
         )
     if "long_documents" in wanted:
         pairs = data.long_document_pairs(

@@ -31,19 +31,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
 from glae_st.atomic import atomic_folder, files_into, write_text
-from glae_st.losses import (
-    BoundedContextLoss,
-    ConditionalAlignmentLoss,
-    CorrectionLoss,
-    GLAELoss,
-    with_teacher_embeddings,
-)
+from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss, with_teacher_embeddings
 from glae_st.model_card import write_model_card
 from glae_st.registry import hub_offline_reason
 from glae_st.saved_model import TRAINING_CONFIG_FILE, TRAINING_LOG_FILE, read_training_record, trained_steps
 from training import data
 from training.batching import BATCH_SAMPLERS
-from training.corrector_data import correction_rows
 from training.dry_run import cap_rows, dry_run_config
 from training.evaluators import EVALUATORS, build_evaluator, selected_evaluators
 from training.plots import plot_training_curves
@@ -66,7 +59,7 @@ def load_config(path: str, overrides: list[str]) -> dict[str, Any]:
 
 EMBEDDING_MODULES = {"glae": GLAEEmbedding, "compress_tokens": CompressTokenEmbedding}
 """``embedding.module`` of a config: GLAE's <embedding> token, or AutoRegEmbed's compress tokens."""
-LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss, "correction": CorrectionLoss}
+LOSSES = {"glae": GLAELoss, "conditional_alignment": ConditionalAlignmentLoss}
 """``loss.type`` of a config: GLAELoss (L1 + L2), or AutoRegEmbed's ConditionalAlignmentLoss (the benchmarks'
 baseline)."""
 CONTINUATIONS = "continuations"
@@ -78,7 +71,7 @@ DATASET_LOSSES = {CONTINUATIONS: BoundedContextLoss, STSB_SCORED: CoSENTLoss}
 loss. Their rows carry their own labels (or none), so the teacher does not label them."""
 
 
-EXTRA_ADAPTER_KEYS = ("recurrence_adapter", "corrector_adapter")
+EXTRA_ADAPTER_KEYS = ("recurrence_adapter",)
 """Config keys of runs that train one extra adapter over a frozen encoder: short texts keep their embeddings, so the
 model keeps the ``embedding_norm`` it started with instead of measuring it again (with bf16 noise)."""
 SAVED_LONG_TEXT = "saved_long_text"
@@ -111,13 +104,10 @@ def earlier_data(init_from: str) -> list[dict[str, Any]]:
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
     """The model to train; with ``recurrence_adapter: {r: R}`` only a new adapter of the long-text prompts
-    (:meth:`GLAEEmbedding.add_recurrence_adapter`) trains, and with ``corrector_adapter: {r: R}`` only a new adapter
-    of the correction prompt (:meth:`GLAEEmbedding.add_corrector_adapter`), over a frozen encoder and bridge."""
+    (:meth:`GLAEEmbedding.add_recurrence_adapter`) trains, over a frozen encoder and bridge."""
     model = build_embedding_model(config)
     if config.get("recurrence_adapter"):
         model[0].add_recurrence_adapter(config["recurrence_adapter"].get("r"))
-    if config.get("corrector_adapter"):
-        model[0].add_corrector_adapter(config["corrector_adapter"].get("r"))
     return model
 
 
@@ -181,8 +171,6 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
         datasets["passages"] = data.wikipedia_passage_texts(
             settings.get("passages_limit"), seed=config["training"]["seed"]
         )
-    if settings.get("corrections"):  # (hypothesis, text) rows of the model's own decodes, for CorrectionLoss
-        datasets["corrections"] = correction_rows(settings["corrections"]["folder"])
     if settings.get("long_documents"):  # (deep passage, document) pairs read with the Fig. 3 recurrence
         datasets["long_documents"] = data.long_document_pairs(
             module.tokenizer, module.max_seq_length, seed=config["training"]["seed"], **settings["long_documents"]
@@ -195,7 +183,7 @@ def build_datasets(config: dict[str, Any], module: GLAEEmbedding) -> DatasetDict
         raise ValueError(
             "The config selects no training data (data.stsb_min_score, data.stsb_scored, data.wikipedia_limit, "
             "data.brown_limit, data.mix, data.bible_pairs_limit, data.passages_limit, data.long_documents, "
-            "data.continuations, data.corrections)."
+            "data.continuations)."
         )
     return DatasetDict(datasets)
 
