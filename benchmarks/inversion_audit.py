@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the command line; return what is also written to ``<output-dir>/inversion_audit.json``."""
     args = parse_args(argv)
     output_dir = args.output_dir or results_dir(None) / "audit"
+    output_dir.mkdir(parents=True, exist_ok=True)
     glae = load_glae(GLAE)
     glae_revision = saved_weights_revision(DEFAULT_MODEL)  # names the cached GLAE vectors: new weights, new cache
     texts = held_out_sentences(glae, args.texts, args.max_tokens)
