@@ -37,6 +37,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+import glae_st
 from benchmarks.common import (
     GLAE,
     GLAE_UNTRAINED,
@@ -49,7 +50,6 @@ from benchmarks.common import (
     smollm2_folder,
     write_json,
 )
-import glae_st
 from glae_st.atomic import atomic_path
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import exact_match, token_f1

@@ -40,6 +40,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+import glae_st
 from benchmarks.common import (
     GLAE,
     command_line,
@@ -53,7 +54,6 @@ from benchmarks.common import (
     smollm2_folder,
     write_json,
 )
-import glae_st
 from glae_st import corpora
 from glae_st.corpora import split_sentences
 from glae_st.evaluation import token_f1

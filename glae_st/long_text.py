@@ -12,8 +12,8 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from glae_st import prompts
-from glae_st.decoding import glae_module
 from glae_st.adapters import RECURRENCE_ADAPTER
+from glae_st.decoding import glae_module
 from glae_st.module import GLAEEmbedding
 from glae_st.util import check_positive_int, validate_texts
 

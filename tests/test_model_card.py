@@ -250,7 +250,6 @@ def test_benchmark_tables_are_copied_from_the_report(trained_dir: Path, tmp_path
 
     card = write_model_card(trained_dir, results_md=report).read_text(encoding="utf-8")
 
-    evaluation = section(card, "Evaluation")
     report_text = report.read_text(encoding="utf-8")
     copied = table_rows(report_text.split("## Encoding throughput")[0])
     assert copied and table_rows(section(card, "Benchmarks")) == copied  # MTEB and decoding rows, verbatim and in order

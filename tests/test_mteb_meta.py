@@ -9,8 +9,8 @@ import pytest
 
 import glae_st
 from glae_st import GLAEEmbedding
-from glae_st.saved_model import weights_revision
 from glae_st.mteb_meta import glae_model_meta
+from glae_st.saved_model import weights_revision
 
 
 def test_meta_of_a_saved_tiny_model(saved_model_dir: Path):

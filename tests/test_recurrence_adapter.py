@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
 import glae_st
-from glae_st.losses import BoundedContextLoss
-from glae_st.saved_model import weights_revision
 from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
+from glae_st.losses import BoundedContextLoss
 from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
+from glae_st.saved_model import weights_revision
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 3 + "Rain is expected in the north tomorrow."
 SHORT = "A cat sits."

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import assert_one_line_error, files_under, run_cli
 
 from glae_st import atomic, backbone, cli, corpora, registry
-from glae_st.tiny import save_tiny_backbone
-
-from test_cli import assert_one_line_error, files_under, run_cli
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

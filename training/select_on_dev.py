@@ -21,7 +21,6 @@ import glae_st
 from glae_st import corpora
 from glae_st.evaluation import token_f1
 from glae_st.util import GREEDY_DECODING
-
 from training import data
 
 DECODE_TEXTS = 64
