@@ -96,20 +96,22 @@ TIMES = {
 """Which timed passes each mode needs (the iterated vector's first step is the first chunk's vector)."""
 
 
-def retrieval_scores(queries: np.ndarray, documents: np.ndarray) -> dict[str, float]:
-    """nDCG@10 and accuracy@1 (x100) where query ``i``'s only relevant document is document ``i``."""
-    similarity = unit(queries) @ unit(documents).T
+def ranking_scores(similarity: np.ndarray) -> dict[str, float]:
+    """nDCG@10 and accuracy@1 (x100) of a (queries, documents) similarity where query ``i``'s only relevant document
+    is document ``i``."""
     ranks = (similarity > similarity.diagonal()[:, None]).sum(axis=1) + 1
     ndcg = np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
     return {"ndcg_at_10": round(100 * float(ndcg.mean()), 2), "accuracy_at_1": round(100 * float((ranks == 1).mean()), 2)}
+
+
+def retrieval_scores(queries: np.ndarray, documents: np.ndarray) -> dict[str, float]:
+    """:func:`ranking_scores` by cosine, one vector per document."""
+    return ranking_scores(unit(queries) @ unit(documents).T)
 
 
 def best_chunk_scores(queries: np.ndarray, chunks: list[np.ndarray]) -> dict[str, float]:
-    """As :func:`retrieval_scores`, a document scored by its best chunk."""
-    similarity = np.stack([(unit(queries) @ unit(vectors).T).max(axis=1) for vectors in chunks], axis=1)
-    ranks = (similarity > similarity.diagonal()[:, None]).sum(axis=1) + 1
-    ndcg = np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
-    return {"ndcg_at_10": round(100 * float(ndcg.mean()), 2), "accuracy_at_1": round(100 * float((ranks == 1).mean()), 2)}
+    """:func:`ranking_scores` with a document scored by its best chunk."""
+    return ranking_scores(np.stack([(unit(queries) @ unit(vectors).T).max(axis=1) for vectors in chunks], axis=1))
 
 
 @torch.inference_mode()

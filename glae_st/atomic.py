@@ -1,7 +1,8 @@
 """Writing files and folders all at once: to a temporary name beside the target, renamed into place when complete.
 
 Every file that glae-st writes (vectors, reports, plots, translators, the backbone cache, model folders) goes
-through :func:`atomic_path` or :func:`atomic_folder`. A failure (a full disk, Ctrl-C, an error while the data is
+through :func:`atomic_path`, :func:`atomic_folder` or :func:`files_into` (a folder whose files are each renamed in:
+each is then old or new). A failure (a full disk, Ctrl-C, an error while the data is
 produced) leaves the target as it was, old file included, and no partial file beside it; the error names the file
 and says that nothing was written. Without ``force`` an existing target is never replaced, even by a file that
 appears while the new one is being written. The new file or folder gets the mode that writing in place would have
@@ -216,13 +217,6 @@ def replace_folder(finished: Path, target: Path, force: bool = True) -> None:
         shutil.rmtree(aside, ignore_errors=True)
         raise
     shutil.rmtree(aside, ignore_errors=True)
-
-
-def save_model(model: object, target: str | os.PathLike[str], force: bool = False, **kwargs: object) -> None:
-    """``model.save(folder)`` (a SentenceTransformer) into a temporary folder beside ``target``, renamed to
-    ``target`` once every file is written (see :func:`atomic_folder`); ``kwargs`` go to ``save``."""
-    with atomic_folder(target, force) as temporary:
-        model.save(str(temporary), **kwargs)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

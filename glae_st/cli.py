@@ -3,7 +3,7 @@
 glae encode "A cat sits on the mat." "Stocks fell." -o vectors.npy
 glae encode --file texts.txt -o vectors.jsonl          # one text per line; '-' reads stdin
 glae encode --file texts.txt -o vectors.npy --force    # overwrite an existing output
-glae encode --file long.txt --long-text iterative      # read texts longer than --max-seq-length in chunks
+glae encode --file long.txt --long-text truncate       # only the first --max-seq-length tokens of each text
 glae encode --ray --file texts.txt -o vectors.npy      # Ray Data actors (--ray-address auto joins a cluster)
 glae decode vectors.npy                                 # prints one text per line
 glae decode vectors.npy --greedy                        # fastest: greedy, no reranking

@@ -87,8 +87,8 @@ class EncodingMixin:
                 self._truncation_warned = True
                 logger.warning(
                     "long_text='iterative' on a model that was not trained for the recurrence (trained_recurrence is "
-                    "False): untrained, it finds long documents less well than truncation (benchmarks/long_text.py). "
-                    "Use long_text='truncate', or a model trained with it such as the bundled default."
+                    "False): untrained, it finds long documents less well than truncation (python -m benchmarks.long_text). "
+                    "Use long_text='chunk_mean', or a model trained with it such as the bundled default."
                 )
             features["continuation_ids"] = [
                 [list(ids[i : i + chunk]) for i in range(chunk, len(ids), chunk)] for ids in token_ids

@@ -85,7 +85,7 @@ def generate_long(
     each round).
 
     Quality depends on the model having learned the recurrence and to continue after ``<text>``; compare it with
-    plain truncation with ``python benchmarks/long_text.py``.
+    plain truncation with ``python -m benchmarks.long_text``.
 
     Args:
         model: A GLAE SentenceTransformer or its :class:`GLAEEmbedding`.

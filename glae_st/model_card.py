@@ -40,7 +40,7 @@ from glae_st.registry import DEFAULT_MODEL, load_model
 from glae_st.saved_model import read_training_record, saved_weights_revision
 
 DEFAULT_RESULTS_MD = Path("benchmarks") / "RESULTS.md"
-"""The benchmark report of a glae-st checkout (``python benchmarks/run_all.py``), relative to the repository root."""
+"""The benchmark report of a glae-st checkout (``python -m benchmarks.run_all``), relative to the repository root."""
 
 BENCHMARK_SECTIONS = ("MTEB", "Decoding accuracy")
 """Sections of the benchmark report whose tables the card copies (the throughput ones depend on the machine)."""
@@ -277,7 +277,7 @@ def write_model_card(
         )
     if results_md is not None and not Path(results_md).is_file():
         raise FileNotFoundError(
-            f"The benchmark report {str(results_md)!r} does not exist; write it with `python benchmarks/run_all.py` "
+            f"The benchmark report {str(results_md)!r} does not exist; write it with `python -m benchmarks.run_all` "
             "or leave results_md out."
         )
     model = model_or_path if is_model else load_model(str(model_or_path))

@@ -53,9 +53,9 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
     - the last decoder layer and the LM head are never run, and in layer -2 the MLP runs at the ``<embedding>``
       position only.
 
-    A model may carry a second LoRA adapter, trained while the rest of the model stays frozen: one for the Fig. 3
-    recurrence and the continue prompt (:meth:`add_recurrence_adapter`), which teaches long texts without changing how
-    a text of one chunk is embedded or decoded.
+    A model may carry a second LoRA adapter for the Fig. 3 recurrence and the continue prompt
+    (:meth:`add_recurrence_adapter`), trained while the rest stays frozen, which teaches long texts without changing
+    how a text of one chunk is embedded or decoded.
 
     The class is put together by job: this file holds the config, the special tokens, and saving and loading;
     text to vector is :class:`~glae_st.encoding.EncodingMixin` (``preprocess``, ``forward``), vector to text
@@ -197,7 +197,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
 
     @property
     def max_seq_length(self) -> int:
-        """Text tokens read in one pass: the truncation length, or the chunk size with ``long_text="iterative"``."""
+        """Text tokens read in one pass: the truncation length, or the chunk size of ``chunk_mean`` and ``iterative``."""
         return self._max_seq_length
 
     @max_seq_length.setter
@@ -207,7 +207,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
             raise ValueError(
                 f"max_seq_length={value} does not fit the backbone's context of "
                 f"{self.causal_lm.config.max_position_embeddings} positions once the prompt is added; use at most "
-                f"{self.max_text_tokens}, or long_text='iterative' with a smaller chunk for longer texts."
+                f"{self.max_text_tokens}, or long_text='chunk_mean' with a smaller chunk for longer texts."
             )
         self._max_seq_length = value
 
@@ -285,7 +285,8 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         each extra adapter goes to ``adapter/<name>`` (:data:`EXTRA_ADAPTERS`), in ``extra_adapter_dtype``.
 
         Every file is written to a temporary folder beside ``output_path`` and renamed into it when all are
-        complete (:func:`glae_st.atomic.files_into`): a failure leaves the folder's files as they were."""
+        complete (:func:`glae_st.atomic.files_into`): a failure while writing leaves the folder's files as they were,
+        and each file is then either the old one or the new one."""
         from glae_st.atomic import files_into
 
         self.use_adapter(MAIN_ADAPTER)  # the special-token rows below are the main adapter's

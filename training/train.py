@@ -76,7 +76,7 @@ EXTRA_ADAPTER_KEYS = ("recurrence_adapter",)
 model keeps the ``embedding_norm`` it started with instead of measuring it again (with bf16 noise)."""
 SAVED_LONG_TEXT = "saved_long_text"
 """``embedding.saved_long_text`` of a config: the ``long_text`` the final model is saved with, when it should read
-texts otherwise than training did (a recurrence stage trains ``iterative`` and may ship ``truncate`` as the default)."""
+texts otherwise than training did (a recurrence stage trains ``iterative`` and ships ``chunk_mean``)."""
 
 
 def earlier_stages(init_from: str) -> list[str]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The decode-setting sweep of issue 35 on dev (rule: dev/RULE.txt), one setting a run, accumulated in one JSON.
+# It needs the code of commit c13e1d1 (--correction-steps left with the corrector in 0b2cfd5).
 # usage: bash benchmarks/results/decode-setting/corrector/sweep.sh SPLIT MODEL OUT "K R C" ["K R C" ...]
 # (K candidates, R refinement rounds, C corrector rounds; "1 0 0" is greedy)
 set -euo pipefail
