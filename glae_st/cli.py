@@ -32,10 +32,12 @@ import numpy as np
 from glae_st import atomic
 from glae_st.cli_files import (
     UsageError,
+    check_finite_embeddings,
     check_input_file,
     check_new_folder,
     check_output,
     check_report_output,
+    check_vectors,
     mix_vectors,
     read_texts,
     read_utf8,
@@ -305,54 +307,6 @@ def encode_on_ray(texts: list[str], args: argparse.Namespace) -> np.ndarray:
     return encode_with_ray(
         texts, str(args.model), args.ray_workers, args.ray_gpus, args.batch_size, address=args.ray_address
     )
-
-
-def check_vectors(vectors: np.ndarray, model: str) -> None:
-    """What :func:`glae_st.decode` would refuse, checked before the model loads: not floats, not (n, d), no rows,
-    NaN or inf, or (when the model folder tells it without loading anything) the wrong size."""
-    if not np.issubdtype(vectors.dtype, np.floating):
-        raise UsageError(f"the vectors are of type {vectors.dtype}, not floats; decode the arrays that encode writes.")
-    if vectors.ndim != 2 or not len(vectors):
-        raise UsageError(f"the vectors must be an array of shape (n, d) with n >= 1, got shape {vectors.shape}.")
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise UsageError(f"the vectors contain NaN or inf in rows {np.flatnonzero(~finite)[:10].tolist()}.")
-    size = embedding_size(model)
-    if size is not None and vectors.shape[1] != size:
-        raise UsageError(
-            f"the vectors have size {vectors.shape[1]}, but this model's embeddings have size {size}. Were they made "
-            "by another model, or with truncate_dim? Decode with the model that encoded them, at full size."
-        )
-
-
-def embedding_size(model: str) -> int | None:
-    """The embedding size of a saved GLAE model folder, read from its config and its backbone's ``config.json``
-    without loading anything; None when that is not known without loading."""
-    from glae_st import backbone, registry
-
-    folder = Path(registry.resolve_model_name(model)).expanduser()
-    try:
-        modules = json.loads((folder / registry.MODULES_FILE).read_text(encoding="utf-8"))
-        glae = next(m for m in modules if m.get("type") == registry.GLAE_MODULE_TYPES[0])
-        config = json.loads((folder / (glae.get("path") or "") / registry.GLAE_CONFIG_FILE).read_text("utf-8"))
-        name = config["backbone"]
-        source = backbone.smollm2_cache_folder() if name == backbone.SMOLLM2_BACKBONE else Path(name)
-        size = json.loads((source / "config.json").read_text(encoding="utf-8"))["hidden_size"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
-        return None
-    return size if isinstance(size, int) else None
-
-
-def check_finite_embeddings(vectors: np.ndarray, model: str) -> None:
-    """Refuse embeddings with NaN or inf (from damaged weights), in one line that names the likely cause."""
-    from glae_st.backbone import damaged_weights_hint
-
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise UsageError(
-            f"the model returned NaN or infinite embeddings for {int((~finite).sum())} of {len(vectors)} texts, so "
-            f"nothing was written. {damaged_weights_hint(model)}"
-        )
 
 
 def run_encode(args: argparse.Namespace) -> None:
