@@ -118,11 +118,8 @@ class EncodingMixin:
         ]
         if "chunk_counts" not in features:
             return texts
-        starts = [sum(features["chunk_counts"][:row]) for row in range(len(features["chunk_counts"]))]
-        return [
-            [token for piece in texts[start : start + count] for token in piece]
-            for start, count in zip(starts, features["chunk_counts"])
-        ]
+        pieces = iter(texts)  # a text's chunks are consecutive rows
+        return [[token for _ in range(count) for token in next(pieces)] for count in features["chunk_counts"]]
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad token id lists to one batch on ``padding_side``."""

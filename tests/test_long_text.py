@@ -147,3 +147,13 @@ def test_an_unknown_long_text_mode_is_refused_on_assignment(tiny_model):
     with pytest.raises(ValueError, match="chunk_mean"):
         tiny_model[0].long_text = "iterativ"
     assert tiny_model[0].long_text == "truncate"
+
+
+def test_chunk_mean_features_give_back_every_token_of_each_text(tiny_model):
+    module = tiny_model[0]
+    module.max_seq_length = 4
+    module.long_text = "chunk_mean"
+    texts = ["The quick brown fox jumps over the lazy dog again.", "A cat.", "Rain is expected in the north."]
+    features = module.preprocess(texts)
+    assert sum(features["chunk_counts"]) == len(features["input_ids"]) > len(texts)
+    assert module.text_token_ids(features) == [module.tokenizer(text, add_special_tokens=False).input_ids for text in texts]
