@@ -80,7 +80,7 @@ def run_python(code: str, tree: Path, timeout: float) -> tuple[float, str]:
     environment = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, cwd=tree, timeout=timeout
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, cwd=tree, timeout=timeout, check=False
     )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         for step in steps[len(light) :]:
             row[step] = statistics.median(run[step] for run in heavy[name])
         table[name] = row
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     report = {
         "what": "cold start of glae-st before and after issue 36, in one run on one machine (seconds, median)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -108,7 +108,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("runs/audit-embeddings"), help="Fitting embeddings kept for a rerun."
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    missing = [name for name in args.models if args.translators and not (args.translators / name).is_dir()]
+    if missing:
+        parser.error(
+            f"--translators {args.translators} has no translator of {', '.join(missing)} (<folder>/<model>): "
+            "give the translators folder of an earlier run, or leave --translators out to fit them."
+        )
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -34,7 +34,20 @@ _LAZY = {
 }
 """Public names and the module that defines each, imported on first use (PEP 562)."""
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "DEFAULT_MODEL",
+    "BackboneLoadError",
+    "CompressTokenEmbedding",
+    "EmbeddingBridge",
+    "EmbeddingTranslator",
+    "GLAEEmbedding",
+    "decode",
+    "generate_long",
+    "load_backbone",
+    "load_model",
+    "resolve_model_name",
+]
+"""The names of :data:`_LAZY`, written out for linters and ``from glae_st import *``."""
 
 if TYPE_CHECKING:
     from glae_st.backbone import BackboneLoadError, load_backbone

@@ -44,7 +44,7 @@ from glae_st.cli_files import (
     read_vectors,
     write_vectors,
 )
-from glae_st.registry import DEFAULT_MODEL
+from glae_st.registry import DEFAULT_MODEL, LONG_TEXT_MODES
 
 USER_ERRORS = (UsageError, OSError, ValueError, TypeError)
 """Errors that ``glae`` reports in one line (without ``--debug``): bad inputs, model-load and encode/decode errors."""
@@ -141,16 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     encode.add_argument(
         "--long-text",
-        choices=("truncate", "chunk_mean", "iterative"),
+        choices=LONG_TEXT_MODES,
         help="Texts longer than --max-seq-length tokens: cut them there (truncate), average the embeddings of their "
-        "chunks of that size (chunk_mean), or read the chunks each with the embedding of what came before "
-        "(iterative). Default: the model's own setting.",
+        "chunks of that size (chunk_mean), the same with the first chunk counted twice (lead_mean), or read the "
+        "chunks each with the embedding of what came before (iterative). Default: the model's own setting.",
     )
     encode.add_argument(
         "--max-seq-length",
         type=positive_int,
         metavar="N",
-        help="Tokens read in one pass (the truncation length, or the chunk size of chunk_mean and iterative); "
+        help="Tokens read in one pass (the truncation length, or the chunk size of the other --long-text modes); "
         "default: the model's own (64 for the bundled model).",
     )
     decode = commands.add_parser("decode", help="Embeddings to texts.")

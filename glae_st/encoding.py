@@ -18,6 +18,8 @@ from glae_st.util import padded_positions, validate_texts
 logger = logging.getLogger(__name__)
 
 PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+CHUNK_MEAN_MODES = ("chunk_mean", "lead_mean")
+"""The ``long_text`` modes that embed each chunk of a long text as a short text and average the chunk vectors."""
 
 
 def _checkpointing(model: nn.Module) -> bool:
@@ -27,15 +29,23 @@ def _checkpointing(model: nn.Module) -> bool:
     return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
-def chunk_means(states: torch.Tensor, chunk_counts: Sequence[int]) -> torch.Tensor:
+LEAD_CHUNK_WEIGHT = 2.0
+"""The weight of a text's first chunk in ``long_text="lead_mean"`` (every other chunk weighs 1), chosen on dev
+among 2, 3 and 4 (``python -m benchmarks.long_documents``)."""
+
+
+def chunk_means(states: torch.Tensor, chunk_counts: Sequence[int], lead_weight: float = 1.0) -> torch.Tensor:
     """One row per text from consecutive chunk rows: a text of one chunk keeps its row as it is; longer texts get the
-    mean of their rows, rescaled to the rows' mean L2 norm (the scale the decoder and ``embedding_norm`` expect)."""
+    mean of their rows, the first weighted ``lead_weight`` and every other 1, rescaled to the rows' mean L2 norm (the
+    scale the decoder and ``embedding_norm`` expect)."""
     rows = []
     for chunks in states.split(list(chunk_counts)):
         if len(chunks) == 1:
             rows.append(chunks[0])
             continue
         mean = chunks.mean(dim=0)
+        if lead_weight != 1.0:  # the first chunk counts lead_weight times
+            mean = (mean * len(chunks) + (lead_weight - 1.0) * chunks[0]) / (len(chunks) + lead_weight - 1.0)
         rows.append(mean * (chunks.norm(dim=1).mean() / mean.norm().clamp_min(1e-6)))
     return torch.stack(rows)
 
@@ -43,8 +53,8 @@ def chunk_means(states: torch.Tensor, chunk_counts: Sequence[int]) -> torch.Tens
 class EncodingMixin:
     """How a :class:`~glae_st.GLAEEmbedding` embeds text: :meth:`preprocess` tokenises ``text</text><embedding>``
     (the shared prompt prefix is cached, not tokenised per text), :meth:`forward` returns the layer -2 state at
-    ``<embedding>``; with ``long_text="chunk_mean"`` a long text's chunks are embedded as short texts and averaged
-    (:func:`chunk_means`), and with ``long_text="iterative"`` later chunks are folded in by :meth:`iterate` (Fig. 3)."""
+    ``<embedding>``; with ``long_text="chunk_mean"`` or ``"lead_mean"`` a long text's chunks are embedded as short
+    texts and averaged (:func:`chunk_means`), and with ``long_text="iterative"`` later chunks are folded in by :meth:`iterate` (Fig. 3)."""
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
@@ -62,13 +72,14 @@ class EncodingMixin:
         if prompt:
             texts = [prompt + text for text in texts]
         token_ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        if self.long_text == "chunk_mean":
+        if self.long_text in CHUNK_MEAN_MODES:
             return self.chunk_features(token_ids)
         return self.token_features(token_ids, iterative=self.long_text == "iterative")
 
     def chunk_features(self, token_ids: Sequence[Sequence[int]]) -> dict[str, Any]:
         """Encode features of every ``max_seq_length``-token chunk of every text, one row each, and ``chunk_counts``
-        (chunks per text), for ``long_text="chunk_mean"``: :meth:`forward` averages each text's rows."""
+        (chunks per text), for ``long_text="chunk_mean"`` and ``"lead_mean"``: :meth:`forward` averages each text's
+        rows."""
         chunk = self.max_seq_length
         chunks = [[list(ids[i : i + chunk]) for i in range(0, len(ids), chunk)] for ids in token_ids]
         features = self.token_features([piece for pieces in chunks for piece in pieces], iterative=False)
@@ -153,7 +164,8 @@ class EncodingMixin:
             if features.get("continuation_ids"):
                 states = self._embed_continuations(states, features["continuation_ids"])
         if "chunk_counts" in features:
-            states = chunk_means(states, features["chunk_counts"])
+            lead_weight = LEAD_CHUNK_WEIGHT if self.long_text == "lead_mean" else 1.0
+            states = chunk_means(states, features["chunk_counts"], lead_weight)
         if not self.training and not bool(torch.isfinite(states).all()):
             from glae_st.backbone import damaged_weights_hint
 

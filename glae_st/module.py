@@ -19,6 +19,7 @@ from glae_st.bridge import EmbeddingBridge
 from glae_st.encoding import EncodingMixin, PrefixKeyValues
 from glae_st.generation import GenerationMixin
 from glae_st.precision import INFERENCE_DTYPES, PrecisionMixin
+from glae_st.registry import GLAE_CONFIG_FILE, GLAE_WEIGHTS_FILE, LONG_TEXT_MODES
 from glae_st.util import (
     check_decoding_setting,
     check_positive_int,
@@ -26,10 +27,6 @@ from glae_st.util import (
     thread_only_progress_lock,
 )
 
-LONG_TEXT_MODES = ("truncate", "chunk_mean", "iterative")
-"""Ways of reading a text longer than one chunk: its first chunk only; the mean of its chunks' embeddings (each chunk
-a short text); or the Fig. 3 recurrence."""
-WEIGHTS_FILE = "glae_weights.safetensors"
 ADAPTER_FOLDER = "adapter"
 REMOVED_DECODER_ADAPTER = "decoder"
 """The folder (``adapter/decoder``) of the decode prompt's own adapter, an experiment that is no longer shipped:
@@ -75,7 +72,9 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
             this many tokens.
         long_text: ``"truncate"``; ``"chunk_mean"``: each chunk embedded as a short text and the chunk vectors
             averaged, rescaled to their mean norm (the standard long-document baseline; a text of one chunk keeps
-            its vector to the bit); or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next
+            its vector to the bit); ``"lead_mean"``: the same mean with the first chunk counted twice
+            (:data:`~glae_st.encoding.LEAD_CHUNK_WEIGHT`), so a query about the start of a document still finds it
+            (the bundled default's mode, chosen on dev); or ``"iterative"``: embed chunk 1, then ``Embed(previous embedding + next
             chunk)`` with the prompt of the paper's Fig. 3, so one vector covers a text of any length in bounded
             memory.
         padding_side: ``"left"`` or ``"right"``; results are the same either way.
@@ -106,7 +105,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         texts = glae_st.decode(model, embeddings)                # needs a trained model to be faithful
     """
 
-    config_file_name = "glae_config.json"
+    config_file_name = GLAE_CONFIG_FILE
     config_keys: ClassVar[list[str]] = [
         "backbone",
         "max_seq_length",
@@ -125,7 +124,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         backbone: str = SMOLLM2_BACKBONE,
         max_seq_length: int | None = None,
         padding_side: Literal["left", "right"] = "left",
-        long_text: Literal["truncate", "chunk_mean", "iterative"] = "truncate",
+        long_text: Literal["truncate", "chunk_mean", "lead_mean", "iterative"] = "truncate",
         inference_dtype: Literal["auto", "float32", "bfloat16"] = "auto",
         embedding_norm: float | None = None,
         trained_recurrence: bool = False,
@@ -197,7 +196,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
 
     @property
     def max_seq_length(self) -> int:
-        """Text tokens read in one pass: the truncation length, or the chunk size of ``chunk_mean`` and ``iterative``."""
+        """Text tokens read in one pass: the truncation length, or the chunk size of the other ``long_text`` modes."""
         return self._max_seq_length
 
     @max_seq_length.setter
@@ -304,10 +303,10 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
         if not self.causal_lm.config.tie_word_embeddings:
             tensors["special_tokens.output_embeddings"] = self.base_lm.get_output_embeddings().weight[ids]
         save_file(
-            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, WEIGHTS_FILE)
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, os.path.join(output_path, GLAE_WEIGHTS_FILE)
         )
         if hasattr(self.causal_lm, "peft_config"):
-            # the special-token rows travel as trainable-token deltas (and in WEIGHTS_FILE), not as whole matrices
+            # the special-token rows travel as trainable-token deltas (and in GLAE_WEIGHTS_FILE), not as whole matrices
             self.causal_lm.save_pretrained(os.path.join(output_path, ADAPTER_FOLDER), save_embedding_layers=False)
             if self.extra_adapter_dtype != "float32":
                 self._store_extra_adapters_in(getattr(torch, self.extra_adapter_dtype), output_path)
@@ -347,10 +346,10 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
                 f"{model_name_or_path!r} has no {cls.config_file_name}, so it is not a saved GLAE model. "
                 "Save one with SentenceTransformer.save(path), or start from glae_st.DEFAULT_MODEL."
             )
-        weights_path = cls.load_file_path(model_name_or_path, filename=WEIGHTS_FILE, **hub_kwargs)
+        weights_path = cls.load_file_path(model_name_or_path, filename=GLAE_WEIGHTS_FILE, **hub_kwargs)
         if weights_path is None:
             raise FileNotFoundError(
-                f"{model_name_or_path!r} has no {WEIGHTS_FILE} (bridge and special-token rows). The folder is "
+                f"{model_name_or_path!r} has no {GLAE_WEIGHTS_FILE} (bridge and special-token rows). The folder is "
                 "incomplete: save the model again with SentenceTransformer.save(path)."
             )
         try:

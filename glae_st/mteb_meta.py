@@ -21,8 +21,8 @@ from mteb.models.model_meta import ScoringFunction
 from safetensors import safe_open
 
 from glae_st.backbone import SMOLLM2_BACKBONE, SMOLLM2_LICENSE, SMOLLM2_REFERENCE, cached_smollm2
-from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
-from glae_st.registry import DEFAULT_MODEL, load_model
+from glae_st.module import GLAEEmbedding
+from glae_st.registry import DEFAULT_MODEL, GLAE_WEIGHTS_FILE, load_model
 from glae_st.saved_model import read_training_record, trained_weight_files, weights_revision
 
 MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark", "stsb_scored": "STSBenchmark"}
@@ -85,7 +85,7 @@ def glae_model_meta(
         n_parameters=_count_parameters(backbone_files + weight_files) if backbone_files else None,
         memory_usage_mb=None,
         max_tokens=config["max_seq_length"] if config.get("long_text", "truncate") == "truncate" else float("inf"),
-        embed_dim=_embedding_dimension(folder / WEIGHTS_FILE),
+        embed_dim=_embedding_dimension(folder / GLAE_WEIGHTS_FILE),
         license=SMOLLM2_LICENSE if is_smollm2 else None,
         open_weights=True,
         public_training_code=None,

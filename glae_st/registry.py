@@ -24,7 +24,11 @@ HUB_MODELS = {"glae-7b": "glae-st/glae-7b"}
 GLAE_CONFIG_FILE = "glae_config.json"
 """The config file of a saved GLAE module (``GLAEEmbedding.config_file_name``)."""
 GLAE_WEIGHTS_FILE = "glae_weights.safetensors"
-"""The bridge and special-token weights of a saved GLAE module (``glae_st.module.WEIGHTS_FILE``)."""
+"""The bridge and special-token weights of a saved GLAE module."""
+LONG_TEXT_MODES = ("truncate", "chunk_mean", "lead_mean", "iterative")
+"""Ways a GLAE module reads a text longer than one chunk (its ``long_text``): its first chunk only; the mean of its
+chunks' embeddings (each chunk a short text); that mean with the first chunk counted twice; or the Fig. 3
+recurrence. Here, where the light CLI can read them."""
 GLAE_MODULE_TYPES = ("glae_st.module.GLAEEmbedding", "glae_st.compress_tokens.CompressTokenEmbedding")
 """The ``modules.json`` types of glae-st's module classes (``module.__qualname__`` of each), as saved models store
 them."""

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from glae_st.module import ADAPTER_FOLDER, WEIGHTS_FILE
-from glae_st.registry import resolve_model_name
+from glae_st.module import ADAPTER_FOLDER
+from glae_st.registry import GLAE_WEIGHTS_FILE, resolve_model_name
 
 TRAINING_CONFIG_FILE = "training_config.json"
 TRAINING_LOG_FILE = "training_log.json"
@@ -24,7 +24,7 @@ def trained_weight_files(model_path: str | Path) -> list[Path]:
     """The files of a saved GLAE model that training changes: bridge and special-token rows, then the LoRA adapter
     (and the recurrence adapter in its subfolder)."""
     folder = Path(model_path)
-    return [folder / WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).rglob("*.safetensors"))]
+    return [folder / GLAE_WEIGHTS_FILE, *sorted((folder / ADAPTER_FOLDER).rglob("*.safetensors"))]
 
 
 def weights_revision(model_path: str | Path) -> str:
@@ -44,7 +44,7 @@ def saved_weights_revision(model: str | Path | None) -> str | None:
     if model is None:
         return None
     folder = Path(resolve_model_name(str(model))).expanduser()
-    return weights_revision(folder) if (folder / WEIGHTS_FILE).is_file() else None
+    return weights_revision(folder) if (folder / GLAE_WEIGHTS_FILE).is_file() else None
 
 
 def read_training_record(model_path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:

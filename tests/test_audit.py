@@ -258,3 +258,15 @@ def test_the_audit_command_writes_the_report_and_its_plot(saved_model_dir, audit
     assert saved.fit_texts == (80 if saved.hidden_features == 0 else 76) and saved.dev_cosine is not None
     assert saved.target_revision == weights_revision(saved_model_dir) == report["models"]["glae_revision"]
     assert err[-1].startswith(f"glae: {saved_model_dir.name} embeddings of 4 texts decode with token F1")
+
+
+def test_a_translators_folder_without_the_models_translator_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from benchmarks import inversion_audit
+
+    with pytest.raises(SystemExit) as exit_info:
+        inversion_audit.parse_args(["--models", "all-MiniLM-L6-v2", "--translators", str(tmp_path / "none")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "has no translator of all-MiniLM-L6-v2" in error and "Traceback" not in error

@@ -24,6 +24,7 @@ from glae_st.model_card import (
     read_benchmark_report,
     write_model_card,
 )
+from glae_st.registry import LONG_TEXT_MODES
 from glae_st.saved_model import weights_revision
 
 TRAINING_CONFIG = {
@@ -338,6 +339,17 @@ def test_card_lists_earlier_training_stages(trained_dir: Path):
     assert "runs/long/checkpoint-400" in code_spans(training)
     budget = next(line for line in section(card, "Bias, Risks and Limitations").splitlines() if "20 steps" in line)
     assert bold_leads(budget) == ["Training budget."]
+
+
+def test_every_long_text_mode_has_words_of_its_own(trained_dir: Path):
+    config_path = trained_dir / "glae_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    lines = set()
+    for mode in LONG_TEXT_MODES:
+        config_path.write_text(json.dumps({**config, "long_text": mode}), encoding="utf-8")
+        card = write_model_card(trained_dir).read_text(encoding="utf-8")
+        lines.add(fields(section(card, "Model Description"))["Maximum Sequence Length"])
+    assert len(lines) == len(LONG_TEXT_MODES)
 
 
 def test_bundled_card_describes_the_bundled_weights():

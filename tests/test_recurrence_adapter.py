@@ -14,7 +14,8 @@ from sentence_transformers import SentenceTransformer
 import glae_st
 from glae_st.adapters import MAIN_ADAPTER, RECURRENCE_ADAPTER
 from glae_st.losses import BoundedContextLoss
-from glae_st.module import WEIGHTS_FILE, GLAEEmbedding
+from glae_st.module import GLAEEmbedding
+from glae_st.registry import GLAE_WEIGHTS_FILE
 from glae_st.saved_model import weights_revision
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 3 + "Rain is expected in the north tomorrow."
@@ -115,7 +116,7 @@ def test_the_recurrence_adapter_is_saved_loaded_and_part_of_the_revision(
     decoded = glae_st.decode(iterative_lora_model, embeddings, max_new_tokens=6)
     iterative_lora_model.save(str(tmp_path / "two"))  # whichever adapter the decode left active
     assert (tmp_path / "two" / "adapter" / adapter / "adapter_model.safetensors").is_file()
-    rows = [load_file(tmp_path / name / WEIGHTS_FILE)["special_tokens.input_embeddings"] for name in ("one", "two")]
+    rows = [load_file(tmp_path / name / GLAE_WEIGHTS_FILE)["special_tokens.input_embeddings"] for name in ("one", "two")]
     assert torch.equal(*rows)  # the rows stored beside the adapters are the main adapter's
     assert weights_revision(tmp_path / "two") != weights_revision(tmp_path / "one")
     reloaded = glae_st.load_model(str(tmp_path / "two"))

@@ -510,6 +510,15 @@ def test_help_argument_errors_and_import_glae_st_need_no_heavy_import():
     assert "torch" in imported_after("from glae_st import GLAEEmbedding")
 
 
+def test_every_public_name_is_exported_and_resolves():
+    import glae_st
+
+    assert sorted(glae_st.__all__) == sorted(glae_st._LAZY)
+    namespace: dict[str, object] = {}
+    exec("from glae_st import *", namespace)  # noqa: S102 (the star import a user may type)
+    assert set(glae_st.__all__) <= set(namespace)
+
+
 # ------------------------------------------------------------------ the library: long_text, non-finite values, decode
 
 

@@ -20,6 +20,7 @@ from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 import glae_st
 from glae_st import corpora
 from glae_st.losses import GLAELoss
+from training import data
 from training.batching import length_grouped_batches
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
 from training.train import (
@@ -277,6 +278,49 @@ def test_a_recurrence_stage_keeps_the_short_text_embeddings_and_norm_of_the_mode
     np.testing.assert_allclose(
         final.encode(short), glae_st.load_model(str(tmp_path / "start")).encode(short), atol=1e-6
     )
+
+
+def test_a_stage_that_continues_a_recurrence_adapter_trains_it_alone_with_its_own_chunk_mean_as_teacher(
+    lora_model: SentenceTransformer, tmp_path: Path
+):
+    """smollm2-recurrence-anywhere.yaml: the model already has a recurrence adapter, so only that one trains (the main
+    adapter and the bridge stay bit for bit), and the teacher is a GLAE model folder, loaded without running its code."""
+    lora_model[0].max_seq_length = 8
+    lora_model[0].add_recurrence_adapter()
+    lora_model[0].long_text = "chunk_mean"
+    lora_model.save(str(tmp_path / "start"))
+    config = load_config(str(REPO / "training" / "configs" / "smollm2-recurrence-anywhere.yaml"), [])
+    start = str(tmp_path / "start")
+    config.update(init_from=start, teacher=start, max_seq_length=8, eval={"long_documents": 2})
+    config["data"]["long_documents"]["query_tokens"] = 4
+    config["training"].update(
+        max_steps=1, batch_size=4, eval_steps=1, save_steps=1, logging_steps=1, bf16=False, learning_rate=1e-2
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["--config", str(tmp_path / "config.yaml"), "--output-dir", str(tmp_path / "run")])
+    before = glae_st.load_model(start)[0].causal_lm.state_dict()
+    after = glae_st.load_model(str(tmp_path / "run" / "final"))[0].causal_lm.state_dict()
+    changed = {name for name in before if not torch.equal(before[name].float(), after[name].float())}
+    assert changed and all(".recurrence" in name for name in changed)
+    labelled = DatasetDict.load_from_disk(str(tmp_path / "run" / "teacher-labelled-data"))
+    assert np.asarray(labelled["long_documents"]["label"][0]).shape == (2, lora_model[0].get_embedding_dimension())
+
+
+@pytest.mark.parametrize("query_from", [None, 0])
+def test_long_document_queries_start_past_the_first_chunk_unless_drawn_from_anywhere(
+    monkeypatch: pytest.MonkeyPatch, query_from: int | None
+):
+    articles = [list(range(100 * i, 100 * i + 40)) for i in range(1, 60)]  # 5 chunks of 8 tokens each
+    monkeypatch.setattr(data, "_article_token_ids", lambda split, tokenizer: articles)
+
+    class Ids:
+        def decode(self, ids: list[int]) -> str:
+            return " ".join(map(str, ids))
+
+    pairs = data.long_document_pairs(Ids(), chunk_tokens=8, chunks=(2, 5), query_tokens=4, query_from=query_from)
+    starts = [int(anchor.split()[0]) % 100 for anchor in pairs["anchor"]]
+    assert all(anchor in positive for anchor, positive in zip(pairs["anchor"], pairs["positive"]))
+    assert (min(starts) < 8) == (query_from == 0)
 
 
 def test_a_config_without_evaluators_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -168,11 +168,14 @@ def long_document_pairs(
     rows_per_article: int = 1,
     split: str = "train",
     seed: int = 0,
+    query_from: int | None = None,
 ) -> Dataset:
     """(anchor, positive) pairs for long-document retrieval with the Fig. 3 recurrence: the positive is the start
     of a news article, 2 to 5 chunks of ``chunk_tokens`` long (uniformly drawn per row), and the anchor a passage of
-    ``query_tokens`` taken from past its first chunk, so only an embedding that carries the later chunks finds its
-    document among the batch's others. Articles too short for two chunks plus a query are skipped."""
+    ``query_tokens`` that starts at token ``query_from`` or later (by default ``chunk_tokens``: past the first chunk,
+    so only an embedding that carries the later chunks finds its document among the batch's others; 0: anywhere,
+    so the embedding must also keep the start). Articles too short for two chunks plus a query are skipped."""
+    query_from = chunk_tokens if query_from is None else query_from
     rng = random.Random(seed)
     anchors, positives = [], []
     for ids in _article_token_ids(split, tokenizer):
@@ -181,7 +184,7 @@ def long_document_pairs(
             if n_chunks < 2 or n_chunks * chunk_tokens - query_tokens <= chunk_tokens:
                 continue
             document = ids[: n_chunks * chunk_tokens]
-            start = rng.randint(chunk_tokens, len(document) - query_tokens)
+            start = rng.randint(query_from, len(document) - query_tokens)
             anchors.append(tokenizer.decode(document[start : start + query_tokens]).strip())
             positives.append(tokenizer.decode(document).strip())
     order = list(range(len(anchors)))

@@ -30,6 +30,7 @@ from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from glae_st import CompressTokenEmbedding, GLAEEmbedding, corpora, load_model
+from glae_st.adapters import RECURRENCE_ADAPTER
 from glae_st.atomic import atomic_folder, files_into, write_text
 from glae_st.losses import BoundedContextLoss, ConditionalAlignmentLoss, GLAELoss, with_teacher_embeddings
 from glae_st.model_card import write_model_card
@@ -71,9 +72,6 @@ DATASET_LOSSES = {CONTINUATIONS: BoundedContextLoss, STSB_SCORED: CoSENTLoss}
 loss. Their rows carry their own labels (or none), so the teacher does not label them."""
 
 
-EXTRA_ADAPTER_KEYS = ("recurrence_adapter",)
-"""Config keys of runs that train one extra adapter over a frozen encoder: short texts keep their embeddings, so the
-model keeps the ``embedding_norm`` it started with instead of measuring it again (with bf16 noise)."""
 SAVED_LONG_TEXT = "saved_long_text"
 """``embedding.saved_long_text`` of a config: the ``long_text`` the final model is saved with, when it should read
 texts otherwise than training did (a recurrence stage trains ``iterative`` and ships ``chunk_mean``)."""
@@ -115,9 +113,11 @@ def build_embedding_model(config: dict[str, Any]) -> SentenceTransformer:
     if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
         model = load_model(config["init_from"])
         module = model[0]
+        # a model with a recurrence adapter goes on training that adapter alone, over its frozen encoder and bridge
+        only = f".{RECURRENCE_ADAPTER}" if module.has_recurrence_adapter else ""
         for name, parameter in module.causal_lm.named_parameters():
-            parameter.requires_grad_("lora_" in name or "trainable_tokens_delta" in name)
-        module.bridge.requires_grad_(True)
+            parameter.requires_grad_(("lora_" in name or "trainable_tokens_delta" in name) and only in name)
+        module.bridge.requires_grad_(not only)
         module.max_seq_length = config["max_seq_length"]
         embedding = config.get("embedding") or {}
         module.long_text = embedding.get("long_text", module.long_text)
@@ -196,7 +196,12 @@ def add_teacher_labels(config: dict[str, Any], datasets: DatasetDict, cache_dir:
     if (cache_dir / "dataset_dict.json").is_file():
         return DatasetDict.load_from_disk(str(cache_dir))
     teacher_name = config["teacher"]
-    teacher = SentenceTransformer(str(corpora.minilm_folder()) if teacher_name == "all-MiniLM-L6-v2" else teacher_name)
+    # a GLAE teacher (a recurrence stage's own chunk mean) loads through load_model, which runs no folder code
+    teacher = (
+        SentenceTransformer(str(corpora.minilm_folder()))
+        if teacher_name == "all-MiniLM-L6-v2"
+        else load_model(teacher_name)
+    )
     labelled = DatasetDict(
         {
             name: rows if name in DATASET_LOSSES else with_teacher_embeddings(rows, teacher)
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
 
     final_dir = output_dir / "final"
     model[0].long_text = (config.get("embedding") or {}).get(SAVED_LONG_TEXT, model[0].long_text)
-    if model[0].embedding_norm is None or not any(config.get(key) for key in EXTRA_ADAPTER_KEYS):
+    if model[0].embedding_norm is None or not model[0].has_recurrence_adapter:
         model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
     with files_into(final_dir) as temporary:  # every file written beside the folder, then renamed in
         model.save(str(temporary))

@@ -1,0 +1,101 @@
+"""``python -m benchmarks.long_documents``: the modes, the passes each needs, and the dev rule that picks one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from benchmarks import long_documents
+
+NEWS = [
+    (
+        "Rain fell in the north overnight and the river rose. Roads near the old bridge were closed by the police. "
+        "Crews worked all day to clear the mud, and schools stayed shut until the water went down again."
+    ),
+    (
+        "Stocks fell sharply on Monday as banks led the losses. The dollar was steady against the yen, and oil "
+        "prices slipped for a third day while traders waited for the central bank to say what it would do next."
+    ),
+    (
+        "The team won the final in extra time after a late goal. Fans filled the streets of the city to cheer the "
+        "players, who had lost the same match the year before, and the coach thanked the crowd at the town hall."
+    ),
+]
+
+
+def task(scores: dict[str, float]) -> dict[str, Any]:
+    return {"modes": {mode: {"ndcg_at_10": score} for mode, score in scores.items()}}
+
+
+def test_the_rule_takes_the_best_mean_over_kinds_among_modes_nowhere_below_truncation():
+    results = {
+        "start": task({"truncate": 80, "chunk_mean": 78, "lead2_mean": 82, "best-chunk": 99}),
+        "start-titles": task({"truncate": 80, "chunk_mean": 90, "lead2_mean": 81, "best-chunk": 99}),
+        "middle": task({"truncate": 50, "chunk_mean": 95, "lead2_mean": 90, "best-chunk": 99}),
+        "deep": task({"truncate": 5, "chunk_mean": 60, "lead2_mean": 58, "best-chunk": 99}),
+    }
+    # chunk_mean has the best mean but falls below truncation on one start task; best-chunk is a reference
+    assert long_documents.selected_mode(results) == "lead2_mean"
+    results["start"]["modes"]["chunk_mean"]["ndcg_at_10"] = 80
+    assert long_documents.selected_mode(results) == "chunk_mean"
+    # the two start tasks count as one kind: a mode strong on both starts does not win on them twice
+    kinds = {"start": (100, 68), "start-titles": (100, 68), "middle": (40, 68), "deep": (40, 68)}
+    by_kind = {name: task({"truncate": 0, "starts": a, "even": b}) for name, (a, b) in kinds.items()}
+    assert long_documents.selected_mode(by_kind) == "even"  # 68 against (100 + 40 + 40) / 3; per task it would lose
+
+
+def test_another_models_modes_join_the_choice_under_their_own_name():
+    ours = {"start": task({"truncate": 70, "chunk_mean": 72})}
+    other = {
+        "model": "runs/stage/final",
+        "results": {"start": task({"truncate": 70, "iterative": 75, "best-chunk": 90})},
+    }
+    merged = long_documents.with_other_model(ours, other)
+    assert list(merged["start"]["modes"]) == ["truncate", "chunk_mean", "iterative@final"]
+    assert long_documents.selected_mode(merged) == "iterative@final"
+
+
+def test_lead_mean_weighs_the_first_chunk_and_is_the_vector_of_a_one_chunk_document():
+    chunks = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_allclose(long_documents.lead_mean(chunks, 2), [0.5, 0.5])
+    np.testing.assert_allclose(long_documents.lead_mean(chunks, 1), chunks.mean(axis=0))
+    np.testing.assert_allclose(long_documents.lead_mean(chunks[:1], 3), chunks[0])
+
+
+@pytest.mark.parametrize("passes", [{"first"}, {"first", "rest"}, {"first", "rest", "iterative"}])
+def test_only_the_passes_the_modes_need_are_run(tiny_model: SentenceTransformer, passes: set[str]):
+    tiny_model[0].max_seq_length = 16
+    read = long_documents.glae_vectors(tiny_model, NEWS, batch_size=2, passes=passes)
+    chunks_per_document = [len(chunks) for chunks in read["chunks"]]
+    assert (max(chunks_per_document) > 1) == ("rest" in passes) and read["mean_chunks"] > 1
+    assert (read["iterated"][0] is None) == ("iterative" not in passes)
+    assert {part for part, seconds in read["seconds"].items() if seconds > 0} == passes
+    first = tiny_model[0].embed_token_ids(
+        [tiny_model[0].tokenizer(NEWS[0], add_special_tokens=False).input_ids[:16]], iterative=False
+    )
+    np.testing.assert_allclose(read["chunks"][0][0], first[0].float().numpy(), atol=1e-5)
+
+
+def test_a_dev_run_scores_the_chosen_modes_and_names_its_choice(
+    tiny_model: SentenceTransformer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    tiny_model[0].max_seq_length = 16
+    monkeypatch.setattr(long_documents, "load_glae", lambda name: tiny_model)
+    queries = ["Roads were closed.", "Banks led the losses.", "The team won the final."]
+    monkeypatch.setattr(long_documents, "TASKS", dict.fromkeys(long_documents.TASKS, lambda split: (queries, NEWS)))
+    earlier = tmp_path / "earlier.json"
+    long_documents.main(["--split", "dev", "--output-dir", str(tmp_path), "--modes", "chunk_mean", "lead2_mean"])
+    (tmp_path / "long_documents_dev.json").rename(earlier)
+    long_documents.main(
+        ["--split", "dev", "--output-dir", str(tmp_path), "--modes", "iterative", "--select-among", str(earlier)]
+    )
+    report = json.loads((tmp_path / "long_documents_dev.json").read_text())
+    assert report["command"].startswith("python -m benchmarks.long_documents --split dev")
+    assert list(report["results"]["deep"]["modes"]) == ["truncate", "iterative", long_documents.MINILM]
+    assert report["selected_mode"] in {"truncate", "iterative", "chunk_mean@glae", "lead2_mean@glae"}
+    assert report["selected_among"] == [str(earlier)]
