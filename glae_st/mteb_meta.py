@@ -57,7 +57,8 @@ def glae_model_meta(
     Returns:
         Metadata whose ``revision`` is :func:`~glae_st.saved_model.weights_revision`, a hash of the trained GLAE
         weights (bridge, special-token rows, LoRA adapter), so results of a retrained model never mix with older ones
-        in an mteb results folder.
+        in an mteb results folder; a model that reads long texts otherwise than by truncation names its
+        ``long_text`` as an mteb experiment parameter, so results of one way of reading never stand for another.
 
     Raises:
         FileNotFoundError: ``model_path`` is not a saved GLAE model.
@@ -69,6 +70,7 @@ def glae_model_meta(
             f"{str(folder)!r} has no {GLAEEmbedding.config_file_name}, so it is not a saved GLAE model folder."
         )
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    long_text = config.get("long_text", "truncate")
     weight_files = trained_weight_files(folder)
     backbone_folder = _local_backbone_folder(config["backbone"])
     backbone_files = sorted(backbone_folder.glob("*.safetensors")) if backbone_folder else []
@@ -80,11 +82,12 @@ def glae_model_meta(
         loader_kwargs={"model_path": str(folder.resolve())},
         name=name or f"glae-st/{folder.resolve().name}",
         revision=weights_revision(folder),
+        experiment_kwargs={} if long_text == "truncate" else {"long_text": long_text},
         release_date=None,
         languages=["eng-Latn"],
         n_parameters=_count_parameters(backbone_files + weight_files) if backbone_files else None,
         memory_usage_mb=None,
-        max_tokens=config["max_seq_length"] if config.get("long_text", "truncate") == "truncate" else float("inf"),
+        max_tokens=config["max_seq_length"] if long_text == "truncate" else float("inf"),
         embed_dim=_embedding_dimension(folder / GLAE_WEIGHTS_FILE),
         license=SMOLLM2_LICENSE if is_smollm2 else None,
         open_weights=True,

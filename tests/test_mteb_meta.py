@@ -58,3 +58,17 @@ def test_meta_of_the_bundled_default():
     assert meta.training_datasets == {"STSBenchmark"}  # from its training_config.json
     assert meta.adapted_from == "HuggingFaceTB/SmolLM2-135M-Instruct" and meta.license == "apache-2.0"
     assert meta.revision == weights_revision(glae_st.DEFAULT_MODEL)
+
+
+def test_results_of_one_way_of_reading_long_texts_never_stand_for_another(saved_model_dir: Path, tmp_path: Path):
+    from mteb.cache import ResultCache
+
+    cache = ResultCache(tmp_path)
+    truncating = glae_model_meta(saved_model_dir)
+    config_path = saved_model_dir / "glae_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "long_text": "lead_mean"}))
+    averaging = glae_model_meta(saved_model_dir)
+    assert averaging.revision == truncating.revision  # the same weights
+    assert averaging.model_name_with_experiment != truncating.model_name_with_experiment
+    paths = {cache.get_task_result_path("LeeNewsRetrieval", meta) for meta in (truncating, averaging)}
+    assert len(paths) == 2
