@@ -31,15 +31,24 @@ MTEB_TRAINING_DATA = {"stsb_min_score": "STSBenchmark", "stsb_scored": "STSBench
 
 
 def load_glae_for_mteb(
-    model_name: str, revision: str | None = None, *, model_path: str, device: str | None = None, **kwargs: Any
+    model_name: str,
+    revision: str | None = None,
+    *,
+    model_path: str,
+    device: str | None = None,
+    long_text: str | None = None,
+    **kwargs: Any,
 ) -> SentenceTransformerEncoderWrapper:
     """mteb loader: the GLAE SentenceTransformer saved in ``model_path``, wrapped for mteb.
 
     The model's own prompts (``config_sentence_transformers.json``) are used; mteb calls ``encode_query`` and
     ``encode_document`` for asymmetric tasks. ``model_name`` and ``revision`` come from the metadata and only label
-    the results.
+    the results; ``long_text``, the metadata's experiment parameter, is how the model reads long texts.
     """
-    return SentenceTransformerEncoderWrapper(load_model(model_path, device=device, **kwargs))
+    model = load_model(model_path, device=device, **kwargs)
+    if long_text is not None:
+        model[0].long_text = long_text
+    return SentenceTransformerEncoderWrapper(model)
 
 
 def glae_model_meta(
