@@ -54,7 +54,8 @@ class EncodingMixin:
     """How a :class:`~glae_st.GLAEEmbedding` embeds text: :meth:`preprocess` tokenises ``text</text><embedding>``
     (the shared prompt prefix is cached, not tokenised per text), :meth:`forward` returns the layer -2 state at
     ``<embedding>``; with ``long_text="chunk_mean"`` or ``"lead_mean"`` a long text's chunks are embedded as short
-    texts and averaged (:func:`chunk_means`), and with ``long_text="iterative"`` later chunks are folded in by :meth:`iterate` (Fig. 3)."""
+    texts and averaged (:func:`chunk_means`), and with ``long_text="iterative"`` later chunks are folded in by
+    :meth:`iterate` (Fig. 3)."""
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Tokenise texts into ``text + </text><embedding>``; the shared prompt prefix is added in :meth:`forward`.
@@ -99,7 +100,7 @@ class EncodingMixin:
                 logger.warning(
                     "long_text='iterative' on a model that was not trained for the recurrence (trained_recurrence is "
                     "False): untrained, it finds long documents less well than truncation (python -m benchmarks.long_text). "
-                    "Use long_text='chunk_mean', or a model trained with it such as the bundled default."
+                    "Use long_text='lead_mean', or a model trained with it such as the bundled default."
                 )
             features["continuation_ids"] = [
                 [list(ids[i : i + chunk]) for i in range(chunk, len(ids), chunk)] for ids in token_ids
@@ -109,8 +110,8 @@ class EncodingMixin:
             self._truncation_warned = True  # once per encode call: sentence-transformers calls eval() at its start
             logger.warning(
                 "Some texts are longer than max_seq_length=%d tokens and were truncated to it. Raise "
-                "model.max_seq_length (up to %d for this backbone) or set long_text='chunk_mean' to keep all of them "
-                "(glae encode: --max-seq-length N, or --long-text chunk_mean or --long-text iterative).",
+                "model.max_seq_length (up to %d for this backbone) or set long_text='lead_mean' to keep all of them "
+                "(glae encode: --max-seq-length N, or --long-text lead_mean).",
                 chunk,
                 self.max_text_tokens,
             )

@@ -206,7 +206,7 @@ class GLAEEmbedding(EncodingMixin, GenerationMixin, AdaptersMixin, PrecisionMixi
             raise ValueError(
                 f"max_seq_length={value} does not fit the backbone's context of "
                 f"{self.causal_lm.config.max_position_embeddings} positions once the prompt is added; use at most "
-                f"{self.max_text_tokens}, or long_text='chunk_mean' with a smaller chunk for longer texts."
+                f"{self.max_text_tokens}, or long_text='lead_mean' with a smaller chunk for longer texts."
             )
         self._max_seq_length = value
 
