@@ -17,8 +17,9 @@ memory and time are recorded, and for contrast the same text read in one pass wh
 
 **Long-document retrieval** (``retrieval``). mteb's ``NewsLongDocumentRetrieval`` (``benchmarks/local_tasks.py``):
 a 30-word passage from word 120 on finds its article (400 words, about 8 chunks) among 286; nDCG@10 and
-accuracy@1 with ``long_text="iterative"`` against ``"truncate"`` (the first chunk only), and all-MiniLM-L6-v2
-(its first 256 word pieces) for reference.
+accuracy@1 with each ``long_text`` mode (``"truncate"`` reads the first chunk only), and all-MiniLM-L6-v2 (its
+first 256 word pieces) for reference; ``python -m benchmarks.long_documents`` asks from the start and from deep
+inside too.
 
 **Decode fidelity by length** (``fidelity``). The first ``--fidelity-lengths`` tokens of articles are embedded
 iteratively or truncated to one chunk and decoded (greedy); token recall is the share of the whole text's words
@@ -65,6 +66,7 @@ from glae_st.atomic import atomic_path
 from glae_st.evaluation import token_recall
 from glae_st.long_text import BoundedContext, compress_context, context_embeds, generate_long
 from glae_st.module import GLAEEmbedding
+from glae_st.registry import LONG_TEXT_MODES
 from glae_st.util import GREEDY_DECODING
 
 MEMORY_LENGTHS = (64, 1_000, 10_000, 100_000)
@@ -177,13 +179,13 @@ def lm_run(
 
 
 def retrieval_run(model_path: str, split: HeldOutSplit = "test", batch_size: int = 16) -> dict[str, dict[str, float]]:
-    """nDCG@10 and accuracy@1 on NewsLongDocumentRetrieval: GLAE iterative, GLAE truncated, and MiniLM."""
+    """nDCG@10 and accuracy@1 on NewsLongDocumentRetrieval: GLAE with each long-text mode, and MiniLM."""
     import mteb
 
     from benchmarks.local_tasks import NewsLongDocumentRetrieval
 
     results = {}
-    for mode in ("truncate", "iterative", MINILM):
+    for mode in (*LONG_TEXT_MODES, MINILM):
         if mode == MINILM:
             model = SentenceTransformer(str(corpora.minilm_folder()))
         else:
