@@ -244,8 +244,9 @@ def test_recurrence_recipe_dry_run_trains_only_the_long_text_adapter_and_evaluat
     assert set(labelled) == {"long_documents", "continuations"}
     final = glae_st.load_model(str(output_dir / "final"))
     assert list(final[0].causal_lm.peft_config) == ["default", "recurrence"]
-    # trained through the recurrence, saved to read long texts by their chunk mean, and not warned about when iterative
-    assert final[0].long_text == "chunk_mean" and final[0].trained_recurrence is True
+    # trained through the recurrence, saved to read long texts as the config says, and not warned about when iterative
+    saved_long_text = load_config(str(config), [])["embedding"]["saved_long_text"]
+    assert final[0].long_text == saved_long_text != "iterative" and final[0].trained_recurrence is True
     log = json.loads((output_dir / "final" / "training_log.json").read_text())
     scores = [entry["eval_long-documents-dev_cosine_ndcg@10"] for entry in log if "eval_sequential_score" in entry]
     assert len(scores) == MAX_STEPS + 1 and all(0 < score <= 1 for score in scores)  # step 0 (eval_on_start) too
