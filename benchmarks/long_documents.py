@@ -126,11 +126,22 @@ def lead_mean(chunks: np.ndarray, lead_weight: float) -> np.ndarray:
     return weights @ chunks / weights.sum()
 
 
+def query_ranks(similarity: np.ndarray) -> np.ndarray:
+    """The rank of each query's relevant document in a (queries, documents) similarity where query ``i``'s only
+    relevant document is document ``i`` (1 is first; ties count for the query)."""
+    return (similarity > similarity.diagonal()[:, None]).sum(axis=1) + 1
+
+
+def query_ndcg(ranks: np.ndarray) -> np.ndarray:
+    """nDCG@10 of each query with one relevant document at ``ranks``."""
+    return np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
+
+
 def ranking_scores(similarity: np.ndarray) -> dict[str, float]:
     """nDCG@10 and accuracy@1 (x100) of a (queries, documents) similarity where query ``i``'s only relevant document
     is document ``i``."""
-    ranks = (similarity > similarity.diagonal()[:, None]).sum(axis=1) + 1
-    ndcg = np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
+    ranks = query_ranks(similarity)
+    ndcg = query_ndcg(ranks)
     return {
         "ndcg_at_10": round(100 * float(ndcg.mean()), 2),
         "accuracy_at_1": round(100 * float((ranks == 1).mean()), 2),

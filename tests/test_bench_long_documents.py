@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from benchmarks import long_documents
+from benchmarks import long_documents, long_documents_bootstrap
 
 NEWS = [
     (
@@ -81,13 +81,18 @@ def test_only_the_passes_the_modes_need_are_run(tiny_model: SentenceTransformer,
     np.testing.assert_allclose(read["chunks"][0][0], first[0].float().numpy(), atol=1e-5)
 
 
-def test_a_dev_run_scores_the_chosen_modes_and_names_its_choice(
-    tiny_model: SentenceTransformer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+@pytest.fixture
+def news_tasks(tiny_model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task of the benchmarks is three queries on :data:`NEWS`, read by the tiny model in chunks of 16."""
     tiny_model[0].max_seq_length = 16
     monkeypatch.setattr(long_documents, "load_glae", lambda name: tiny_model)
+    monkeypatch.setattr(long_documents_bootstrap, "load_glae", lambda name: tiny_model)
     queries = ["Roads were closed.", "Banks led the losses.", "The team won the final."]
     monkeypatch.setattr(long_documents, "TASKS", dict.fromkeys(long_documents.TASKS, lambda split: (queries, NEWS)))
+
+
+@pytest.mark.usefixtures("news_tasks")
+def test_a_dev_run_scores_the_chosen_modes_and_names_its_choice(tmp_path: Path):
     earlier = tmp_path / "earlier.json"
     long_documents.main(["--split", "dev", "--output-dir", str(tmp_path), "--modes", "chunk_mean", "lead2_mean"])
     (tmp_path / "long_documents_dev.json").rename(earlier)
@@ -99,3 +104,30 @@ def test_a_dev_run_scores_the_chosen_modes_and_names_its_choice(
     assert list(report["results"]["deep"]["modes"]) == ["truncate", "iterative", long_documents.MINILM]
     assert report["selected_mode"] in {"truncate", "iterative", "chunk_mean@glae", "lead2_mean@glae"}
     assert report["selected_among"] == [str(earlier)]
+
+
+def test_the_paired_bootstrap_brackets_a_shift_and_is_zero_for_the_same_scores():
+    rng = np.random.default_rng(1)
+    scores = [rng.random(200), rng.random(50)]
+    assert long_documents_bootstrap.paired_bootstrap(scores, scores, samples=200) == [0.0, 0.0, 0.0]
+    point, low, high = long_documents_bootstrap.paired_bootstrap([s + 0.1 for s in scores], scores, samples=200)
+    assert point == low == high == 10.0  # every query moved by the same amount: no uncertainty
+    noisy = [s + rng.normal(0.05, 0.2, len(s)) for s in scores]
+    point, low, high = long_documents_bootstrap.paired_bootstrap(noisy, scores, samples=500)
+    assert low < point < high and low < 5.0 < high  # the interval holds the true shift (seeded)
+
+
+@pytest.mark.usefixtures("news_tasks")
+def test_the_bootstrap_command_compares_modes_on_the_same_queries(tmp_path: Path):
+    report = long_documents_bootstrap.main(
+        ["--output-dir", str(tmp_path), "--modes", "chunk_mean", "chunk_mean", "truncate"]
+    )
+    same = report["differences [point, 2.5 %, 97.5 %]"]["chunk_mean - chunk_mean"]
+    assert all(row == [0.0, 0.0, 0.0] for row in same.values())
+    assert set(report["differences [point, 2.5 %, 97.5 %]"]["chunk_mean - truncate"]) == {
+        "mean over tasks",
+        "start",
+        "middle",
+        "deep",
+    }
+    assert (tmp_path / "bootstrap_test.json").is_file()
