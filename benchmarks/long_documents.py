@@ -227,22 +227,25 @@ def run_task(
 
 def with_other_model(results: dict[str, dict[str, Any]], other: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``results`` with the one-vector modes of another model's run on the same split and tasks beside its own, named
-    ``MODE@MODEL`` (its truncation and references stay out: they are the same encoder's or not candidates)."""
-    label = Path(other["model"]).name
-    return {
-        name: {
-            **task,
-            "modes": {
-                **task["modes"],
-                **{
-                    f"{mode}@{label}": scores
-                    for mode, scores in other["results"][name]["modes"].items()
-                    if mode not in REFERENCES and mode != "truncate"
-                },
-            },
+    ``MODE@MODEL`` with the model as that run named it (its truncation and references stay out: they are the same
+    encoder's or not candidates).
+
+    Raises:
+        ValueError: ``other`` is not such a run (no model, other tasks), or one of its names is taken already.
+    """
+    if "model" not in other or set(other.get("results", {})) != set(results):
+        raise ValueError(f"needs a run of this benchmark on the same tasks ({', '.join(results)}) that names its model")
+    merged = {}
+    for name, task in results.items():
+        joining = {
+            f"{mode}@{other['model']}": scores
+            for mode, scores in other["results"][name]["modes"].items()
+            if mode not in REFERENCES and mode != "truncate"
         }
-        for name, task in results.items()
-    }
+        if taken := sorted(set(joining) & set(task["modes"])):
+            raise ValueError(f"two runs give the mode names {', '.join(taken)}")
+        merged[name] = {**task, "modes": {**task["modes"], **joining}}
+    return merged
 
 
 def selected_mode(results: dict[str, dict[str, Any]]) -> str:
@@ -294,6 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     output_dir = args.output_dir or results_dir(None) / "long_documents"
+    for path in args.select_among:
+        other = json.loads(path.read_text()) if path.is_file() else {}
+        if other.get("split") != args.split or set(other.get("results", {})) != set(args.tasks) or "model" not in other:
+            parser.error(f"--select-among {path}: not a {args.split} run of this benchmark on the tasks {args.tasks}.")
     model = load_glae(args.model)
     minilm = SentenceTransformer(str(corpora.minilm_folder()))
     modes = ["truncate", *(mode for mode in MODES if mode in args.modes and mode != "truncate")]

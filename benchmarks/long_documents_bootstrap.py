@@ -2,8 +2,9 @@
 ``benchmarks.long_documents``.
 
 Each task's queries are resampled with replacement (10,000 times, seeded). Each time, the difference of the two modes'
-mean nDCG@10 is taken per task, then averaged over the tasks. That gives the point difference and a 95 % interval
-(x100) for the mean over the tasks and for each task alone. Only the chunk passes run (no iterative mode). Writes
+mean nDCG@10 is taken per task, then averaged over the kinds of query (the start tasks count once, as in the
+selection rule). That gives the point difference and a 95 % interval (x100) for the mean over kinds and for each
+task alone. Only the chunk passes run (no iterative mode). Writes
 ``<output-dir>/bootstrap_<split>.json``. Example::
 
     python -m benchmarks.long_documents_bootstrap --split test --modes lead2_mean chunk_mean truncate
@@ -24,16 +25,26 @@ SAMPLES = 10_000
 
 
 def paired_bootstrap(
-    first: list[np.ndarray], second: list[np.ndarray], samples: int = SAMPLES, seed: int = 0
+    first: list[np.ndarray],
+    second: list[np.ndarray],
+    kinds: list[str] | None = None,
+    samples: int = SAMPLES,
+    seed: int = 0,
 ) -> list[float]:
-    """``[difference, low, high]`` (x100) of the mean over tasks of ``mean(first[t]) - mean(second[t])``, per-query
-    scores of the same queries in the same order, with its 95 % paired-bootstrap interval."""
+    """``[difference, low, high]`` (x100): the mean over kinds of query (``kinds``, one per task; by default each task
+    its own) of the mean over that kind's tasks of ``mean(first[t]) - mean(second[t])``, per-query scores of the same
+    queries in the same order, with its 95 % paired-bootstrap interval."""
     rng = np.random.default_rng(seed)
+    kinds = kinds or [str(index) for index in range(len(first))]
     differences = [a - b for a, b in zip(first, second)]
-    draws = np.mean([d[rng.integers(0, len(d), (samples, len(d)))].mean(axis=1) for d in differences], axis=0)
-    low, high = np.percentile(draws, [2.5, 97.5])
-    point = np.mean([d.mean() for d in differences])
-    return [round(100 * float(value), 2) for value in (point, low, high)]
+    draws = np.stack([d[rng.integers(0, len(d), (samples, len(d)))].mean(axis=1) for d in differences])
+    points = np.array([d.mean() for d in differences])
+
+    def over_kinds(values: np.ndarray) -> np.ndarray:
+        return np.mean([values[[k == kind for k in kinds]].mean(axis=0) for kind in dict.fromkeys(kinds)], axis=0)
+
+    low, high = np.percentile(over_kinds(draws), [2.5, 97.5])
+    return [round(100 * float(value), 2) for value in (over_kinds(points), low, high)]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -68,8 +79,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     first, *others = args.modes
     comparisons = {
         f"{first} - {other}": {
-            "mean over tasks": paired_bootstrap(
-                [scores[t][first] for t in args.tasks], [scores[t][other] for t in args.tasks]
+            "mean over kinds": paired_bootstrap(
+                [scores[t][first] for t in args.tasks],
+                [scores[t][other] for t in args.tasks],
+                [long_documents.KINDS[t] for t in args.tasks],
             ),
             **{task: paired_bootstrap([scores[task][first]], [scores[task][other]]) for task in args.tasks},
         }

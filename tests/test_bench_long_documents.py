@@ -56,8 +56,12 @@ def test_another_models_modes_join_the_choice_under_their_own_name():
         "results": {"start": task({"truncate": 70, "iterative": 75, "best-chunk": 90})},
     }
     merged = long_documents.with_other_model(ours, other)
-    assert list(merged["start"]["modes"]) == ["truncate", "chunk_mean", "iterative@final"]
-    assert long_documents.selected_mode(merged) == "iterative@final"
+    assert list(merged["start"]["modes"]) == ["truncate", "chunk_mean", "iterative@runs/stage/final"]
+    assert long_documents.selected_mode(merged) == "iterative@runs/stage/final"
+    with pytest.raises(ValueError, match="two runs give the mode names iterative@runs/stage/final"):
+        long_documents.with_other_model(merged, other)
+    with pytest.raises(ValueError, match="same tasks"):
+        long_documents.with_other_model({**ours, "deep": ours["start"]}, other)
 
 
 def test_lead_mean_weighs_the_first_chunk_and_is_the_vector_of_a_one_chunk_document():
@@ -102,7 +106,9 @@ def test_a_dev_run_scores_the_chosen_modes_and_names_its_choice(tmp_path: Path):
     report = json.loads((tmp_path / "long_documents_dev.json").read_text())
     assert report["command"].startswith("python -m benchmarks.long_documents --split dev")
     assert list(report["results"]["deep"]["modes"]) == ["truncate", "iterative", long_documents.MINILM]
-    assert report["selected_mode"] in {"truncate", "iterative", "chunk_mean@glae", "lead2_mean@glae"}
+    merged = long_documents.with_other_model(report["results"], json.loads(earlier.read_text()))
+    assert report["selected_mode"] == long_documents.selected_mode(merged)  # chosen among both runs' modes
+    assert {"chunk_mean@glae", "lead2_mean@glae"} <= set(merged["deep"]["modes"])
     assert report["selected_among"] == [str(earlier)]
 
 
@@ -117,6 +123,24 @@ def test_the_paired_bootstrap_brackets_a_shift_and_is_zero_for_the_same_scores()
     assert low < point < high and low < 5.0 < high  # the interval holds the true shift (seeded)
 
 
+def test_the_bootstrap_averages_over_kinds_of_query_as_the_rule_does():
+    shifted = [np.full(10, 0.3), np.full(10, 0.3), np.full(10, 0.0)]
+    zeros = [np.zeros(10)] * 3
+    kinds = ["start", "start", "middle"]
+    assert long_documents_bootstrap.paired_bootstrap(shifted, zeros, kinds, samples=50)[0] == 15.0  # (30 + 0) / 2
+    assert long_documents_bootstrap.paired_bootstrap(shifted, zeros, samples=50)[0] == 20.0  # per task: 60 / 3
+
+
+@pytest.mark.usefixtures("news_tasks")
+def test_a_select_among_file_of_another_split_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    test_run = tmp_path / "test.json"
+    test_run.write_text(json.dumps({"split": "test", "model": "glae", "results": {}}))
+    with pytest.raises(SystemExit) as exit_info:
+        long_documents.main(["--split", "dev", "--select-among", str(test_run), "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "not a dev run of this benchmark" in capsys.readouterr().err
+
+
 @pytest.mark.usefixtures("news_tasks")
 def test_the_bootstrap_command_compares_modes_on_the_same_queries(tmp_path: Path):
     report = long_documents_bootstrap.main(
@@ -125,7 +149,7 @@ def test_the_bootstrap_command_compares_modes_on_the_same_queries(tmp_path: Path
     same = report["differences [point, 2.5 %, 97.5 %]"]["chunk_mean - chunk_mean"]
     assert all(row == [0.0, 0.0, 0.0] for row in same.values())
     assert set(report["differences [point, 2.5 %, 97.5 %]"]["chunk_mean - truncate"]) == {
-        "mean over tasks",
+        "mean over kinds",
         "start",
         "middle",
         "deep",

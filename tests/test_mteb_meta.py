@@ -72,4 +72,5 @@ def test_results_of_one_way_of_reading_long_texts_never_stand_for_another(saved_
     assert averaging.model_name_with_experiment != truncating.model_name_with_experiment
     paths = {cache.get_task_result_path("LeeNewsRetrieval", meta) for meta in (truncating, averaging)}
     assert len(paths) == 2
-    assert averaging.load_model().model[0].long_text == "lead_mean"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "long_text": "truncate"}))
+    assert averaging.load_model().model[0].long_text == "lead_mean"  # the experiment parameter, not the folder's

@@ -20,6 +20,7 @@ from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 import glae_st
 from glae_st import corpora
 from glae_st.losses import GLAELoss
+from glae_st.registry import GLAE_WEIGHTS_FILE
 from training import data
 from training.batching import length_grouped_batches
 from training.dry_run import BACKBONE_FOLDER, MAX_STEPS, dry_run_config
@@ -27,6 +28,7 @@ from training.train import (
     STSB_SCORED,
     build_datasets,
     build_loss,
+    build_model,
     earlier_stages,
     load_config,
     main,
@@ -303,8 +305,29 @@ def test_a_stage_that_continues_a_recurrence_adapter_trains_it_alone_with_its_ow
     after = glae_st.load_model(str(tmp_path / "run" / "final"))[0].causal_lm.state_dict()
     changed = {name for name in before if not torch.equal(before[name].float(), after[name].float())}
     assert changed and all(".recurrence" in name for name in changed)
+    bridge_files = [
+        (folder / GLAE_WEIGHTS_FILE).read_bytes() for folder in (tmp_path / "start", tmp_path / "run" / "final")
+    ]
+    assert bridge_files[0] == bridge_files[1]
     labelled = DatasetDict.load_from_disk(str(tmp_path / "run" / "teacher-labelled-data"))
     assert np.asarray(labelled["long_documents"]["label"][0]).shape == (2, lora_model[0].get_embedding_dimension())
+
+
+@pytest.mark.parametrize("recurrence_stage", [True, False])
+def test_only_a_recurrence_stage_freezes_the_encoder_of_a_model_with_a_recurrence_adapter(
+    lora_model: SentenceTransformer, tmp_path: Path, recurrence_stage: bool
+):
+    lora_model[0].add_recurrence_adapter()
+    lora_model.save(str(tmp_path / "start"))
+    config = load_config(str(REPO / "training" / "configs" / "smollm2-recurrence-anywhere.yaml"), [])
+    config.update(init_from=str(tmp_path / "start"), max_seq_length=8)
+    if not recurrence_stage:  # e.g. a short-text recipe continuing the bundled default
+        del config["recurrence_adapter"]
+    model = build_model(config)
+    trainable = [name for name, parameter in model[0].causal_lm.named_parameters() if parameter.requires_grad]
+    assert trainable and all(".recurrence" in name for name in trainable) == recurrence_stage
+    assert any(parameter.requires_grad for parameter in model[0].bridge.parameters()) != recurrence_stage
+    assert list(model[0].causal_lm.peft_config) == ["default", "recurrence"]  # trained on, never a second one
 
 
 @pytest.mark.parametrize("query_from", [None, 0])

@@ -74,7 +74,7 @@ loss. Their rows carry their own labels (or none), so the teacher does not label
 
 SAVED_LONG_TEXT = "saved_long_text"
 """``embedding.saved_long_text`` of a config: the ``long_text`` the final model is saved with, when it should read
-texts otherwise than training did (a recurrence stage trains ``iterative`` and ships ``chunk_mean``)."""
+texts otherwise than training did (a recurrence stage trains ``iterative`` and ships ``lead_mean``)."""
 
 
 def earlier_stages(init_from: str) -> list[str]:
@@ -101,10 +101,11 @@ def earlier_data(init_from: str) -> list[dict[str, Any]]:
 
 
 def build_model(config: dict[str, Any]) -> SentenceTransformer:
-    """The model to train; with ``recurrence_adapter: {r: R}`` only a new adapter of the long-text prompts
-    (:meth:`GLAEEmbedding.add_recurrence_adapter`) trains, over a frozen encoder and bridge."""
+    """The model to train; with ``recurrence_adapter: {r: R}`` only the adapter of the long-text prompts trains, over a
+    frozen encoder and bridge: a new one (:meth:`GLAEEmbedding.add_recurrence_adapter`), or the one the ``init_from``
+    model already has, trained on."""
     model = build_embedding_model(config)
-    if config.get("recurrence_adapter"):
+    if config.get("recurrence_adapter") and not model[0].has_recurrence_adapter:
         model[0].add_recurrence_adapter(config["recurrence_adapter"].get("r"))
     return model
 
@@ -113,8 +114,8 @@ def build_embedding_model(config: dict[str, Any]) -> SentenceTransformer:
     if config.get("init_from"):  # continue from a saved GLAE model: its adapter, bridge and token rows train on
         model = load_model(config["init_from"])
         module = model[0]
-        # a model with a recurrence adapter goes on training that adapter alone, over its frozen encoder and bridge
-        only = f".{RECURRENCE_ADAPTER}" if module.has_recurrence_adapter else ""
+        # a recurrence stage over a model that has the adapter trains that adapter alone, over the frozen encoder
+        only = f".{RECURRENCE_ADAPTER}" if config.get("recurrence_adapter") and module.has_recurrence_adapter else ""
         for name, parameter in module.causal_lm.named_parameters():
             parameter.requires_grad_(("lora_" in name or "trainable_tokens_delta" in name) and only in name)
         module.bridge.requires_grad_(not only)
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
 
     final_dir = output_dir / "final"
     model[0].long_text = (config.get("embedding") or {}).get(SAVED_LONG_TEXT, model[0].long_text)
-    if model[0].embedding_norm is None or not model[0].has_recurrence_adapter:
+    if model[0].embedding_norm is None or not config.get("recurrence_adapter"):  # short texts kept their vectors
         model[0].embedding_norm = data.median_embedding_norm(model, data.held_out_decode_texts(256))
     with files_into(final_dir) as temporary:  # every file written beside the folder, then renamed in
         model.save(str(temporary))
