@@ -196,6 +196,11 @@ def glae_vectors(model: SentenceTransformer, documents: list[str], batch_size: i
     }
 
 
+def mode_vectors(mode: str, read: dict[str, Any]) -> np.ndarray:
+    """One vector per document of ``mode`` (:data:`MODES`) from what :func:`glae_vectors` read."""
+    return np.stack([MODES[mode](chunks, iterated) for chunks, iterated in zip(read["chunks"], read["iterated"])])
+
+
 def run_task(
     model: SentenceTransformer, minilm: SentenceTransformer, name: str, split: str, batch_size: int, modes: list[str]
 ) -> dict[str, Any]:
@@ -205,12 +210,9 @@ def run_task(
     read = glae_vectors(model, documents, batch_size, passes)
     scores = {}
     for mode in modes:
-        vectors = np.stack(
-            [MODES[mode](chunks, iterated) for chunks, iterated in zip(read["chunks"], read["iterated"])]
-        )
         seconds = sum(read["seconds"][part] for part in TIMES[mode])
         scores[mode] = {
-            **retrieval_scores(query_vectors, vectors),
+            **retrieval_scores(query_vectors, mode_vectors(mode, read)),
             "ms_per_document": round(1000 * seconds / len(documents), 1),
         }
     if "rest" in passes:
@@ -297,8 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     output_dir = args.output_dir or results_dir(None) / "long_documents"
-    for path in args.select_among:
-        other = json.loads(path.read_text()) if path.is_file() else {}
+    others = [json.loads(path.read_text()) if path.is_file() else {} for path in args.select_among]
+    for path, other in zip(args.select_among, others):
         if other.get("split") != args.split or set(other.get("results", {})) != set(args.tasks) or "model" not in other:
             parser.error(f"--select-among {path}: not a {args.split} run of this benchmark on the tasks {args.tasks}.")
     model = load_glae(args.model)
@@ -306,8 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     modes = ["truncate", *(mode for mode in MODES if mode in args.modes and mode != "truncate")]
     results = {name: run_task(model, minilm, name, args.split, args.batch_size, modes) for name in args.tasks}
     candidates = results
-    for path in args.select_among:
-        candidates = with_other_model(candidates, json.loads(path.read_text()))
+    for other in others:
+        candidates = with_other_model(candidates, other)
     complete = args.split == "dev" and len(results) == len(TASKS)  # the mode is chosen on dev only; test reports
     payload = {
         "command": command_line(__file__, argv),

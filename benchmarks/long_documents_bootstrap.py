@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         read = long_documents.glae_vectors(model, documents, args.batch_size, {"first", "rest"})
         scores[name] = {}
         for mode in args.modes:
-            vectors = np.stack([long_documents.MODES[mode](chunks, None) for chunks in read["chunks"]])
+            vectors = long_documents.mode_vectors(mode, read)
             ranks = long_documents.query_ranks(query_vectors @ long_documents.unit(vectors).T)
             scores[name][mode] = long_documents.query_ndcg(ranks)
     first, *others = args.modes

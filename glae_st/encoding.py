@@ -18,8 +18,6 @@ from glae_st.util import padded_positions, validate_texts
 logger = logging.getLogger(__name__)
 
 PrefixKeyValues = list[tuple[torch.Tensor, torch.Tensor]]
-CHUNK_MEAN_MODES = ("chunk_mean", "lead_mean")
-"""The ``long_text`` modes that embed each chunk of a long text as a short text and average the chunk vectors."""
 
 
 def _checkpointing(model: nn.Module) -> bool:
@@ -32,6 +30,9 @@ def _checkpointing(model: nn.Module) -> bool:
 LEAD_CHUNK_WEIGHT = 2.0
 """The weight of a text's first chunk in ``long_text="lead_mean"`` (every other chunk weighs 1), chosen on dev
 among 2, 3 and 4 (``python -m benchmarks.long_documents``)."""
+CHUNK_MEAN_LEAD_WEIGHTS = {"chunk_mean": 1.0, "lead_mean": LEAD_CHUNK_WEIGHT}
+"""The ``long_text`` modes that embed each chunk of a long text as a short text and average the chunk vectors, each
+with the weight of the first chunk in its mean."""
 
 
 def chunk_means(states: torch.Tensor, chunk_counts: Sequence[int], lead_weight: float = 1.0) -> torch.Tensor:
@@ -73,7 +74,7 @@ class EncodingMixin:
         if prompt:
             texts = [prompt + text for text in texts]
         token_ids = self.tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        if self.long_text in CHUNK_MEAN_MODES:
+        if self.long_text in CHUNK_MEAN_LEAD_WEIGHTS:
             return self.chunk_features(token_ids)
         return self.token_features(token_ids, iterative=self.long_text == "iterative")
 
@@ -165,8 +166,7 @@ class EncodingMixin:
             if features.get("continuation_ids"):
                 states = self._embed_continuations(states, features["continuation_ids"])
         if "chunk_counts" in features:
-            lead_weight = LEAD_CHUNK_WEIGHT if self.long_text == "lead_mean" else 1.0
-            states = chunk_means(states, features["chunk_counts"], lead_weight)
+            states = chunk_means(states, features["chunk_counts"], CHUNK_MEAN_LEAD_WEIGHTS[self.long_text])
         if not self.training and not bool(torch.isfinite(states).all()):
             from glae_st.backbone import damaged_weights_hint
 

@@ -123,21 +123,30 @@ def test_iterative_encoding_warns_unless_the_model_was_trained_for_the_recurrenc
     assert "not trained for the recurrence" not in caplog.text
 
 
+def chunk_vectors_of(module: GLAEEmbedding, text: str) -> torch.Tensor:
+    """The embeddings of ``text``'s chunks of ``max_seq_length`` tokens, each as a short text."""
+    ids = module.tokenizer(text, add_special_tokens=False).input_ids
+    size = module.max_seq_length
+    return module.embed_token_ids([ids[i : i + size] for i in range(0, len(ids), size)], iterative=False).float()
+
+
+ONE_CHUNK_TEXTS = ["A cat sits.", "Rain today."]
+"""Texts of one chunk of 8 tokens."""
+
+
 def test_chunk_mean_keeps_one_chunk_texts_to_the_bit_and_averages_longer_ones(lora_model):
     module = lora_model[0]
     module.max_seq_length = 8
-    short = ["A cat sits.", "Rain today."]
     long = "The quick brown fox jumps over the lazy dog. " * 3
     lora_model.eval()
-    truncated_short = lora_model.encode(short, convert_to_tensor=True)
-    truncated = lora_model.encode(short + [long], convert_to_tensor=True)
-    chunks = module.tokenizer(long, add_special_tokens=False).input_ids
+    truncated_short = lora_model.encode(ONE_CHUNK_TEXTS, convert_to_tensor=True)
+    truncated = lora_model.encode(ONE_CHUNK_TEXTS + [long], convert_to_tensor=True)
     module.long_text = "chunk_mean"
-    assert torch.equal(lora_model.encode(short, convert_to_tensor=True), truncated_short)
-    averaged = lora_model.encode(short + [long], convert_to_tensor=True)
+    assert torch.equal(lora_model.encode(ONE_CHUNK_TEXTS, convert_to_tensor=True), truncated_short)
+    averaged = lora_model.encode(ONE_CHUNK_TEXTS + [long], convert_to_tensor=True)
     # in a batch with a long text's chunks, a short text's row meets the same kernels on more rows
     assert torch.allclose(averaged[:2], truncated[:2], atol=1e-5)
-    chunk_vectors = module.embed_token_ids([chunks[i : i + 8] for i in range(0, len(chunks), 8)], iterative=False)
+    chunk_vectors = chunk_vectors_of(module, long)
     assert len(chunk_vectors) > 1
     cosine = torch.nn.functional.cosine_similarity(averaged[2], chunk_vectors.float().mean(dim=0), dim=0)
     assert cosine > 0.9999
@@ -151,17 +160,15 @@ def test_lead_mean_counts_the_first_chunk_twice_as_the_benchmark_scored_it(lora_
     at the chunks' mean norm, and closer to its first chunk than chunk_mean is."""
     module = lora_model[0]
     module.max_seq_length = 8
-    short = ["A cat sits.", "Rain today."]
     long = "The quick brown fox jumps over the lazy dog. Stocks fell on Monday in a quiet market. " * 2
     lora_model.eval()
-    truncated_short = lora_model.encode(short, convert_to_tensor=True)
-    ids = module.tokenizer(long, add_special_tokens=False).input_ids
-    chunk_vectors = module.embed_token_ids([ids[i : i + 8] for i in range(0, len(ids), 8)], iterative=False).float()
+    truncated_short = lora_model.encode(ONE_CHUNK_TEXTS, convert_to_tensor=True)
+    chunk_vectors = chunk_vectors_of(module, long)
     assert len(chunk_vectors) > 2
     module.long_text = "chunk_mean"
     averaged = lora_model.encode([long], convert_to_tensor=True)[0]
     module.long_text = "lead_mean"
-    assert torch.equal(lora_model.encode(short, convert_to_tensor=True), truncated_short)
+    assert torch.equal(lora_model.encode(ONE_CHUNK_TEXTS, convert_to_tensor=True), truncated_short)
     lead = lora_model.encode([long], convert_to_tensor=True)[0]
     expected = torch.from_numpy(long_documents.lead_mean(chunk_vectors.numpy(), LEAD_CHUNK_WEIGHT))
     assert torch.nn.functional.cosine_similarity(lead, expected, dim=0) > 0.9999
