@@ -155,3 +155,10 @@ def test_the_bootstrap_command_compares_modes_on_the_same_queries(tmp_path: Path
         "deep",
     }
     assert (tmp_path / "bootstrap_test.json").is_file()
+
+
+def test_the_bootstrap_needs_two_modes(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exit_info:
+        long_documents_bootstrap.main(["--modes", "chunk_mean"])
+    assert exit_info.value.code == 2
+    assert "--modes needs the mode to compare and at least one other" in capsys.readouterr().err
